@@ -1,0 +1,24 @@
+"""mixweave: control exactly what a PyTorch model sees.
+
+Every strategy is a weight vector over one flat index space; one drawing
+engine turns weights into indices, deterministic from ``(seed, epoch)``,
+rank-sharded and resumable. See ``docs/design.md``.
+"""
+
+from ._version import __version__
+from .draw import DrawEngine
+from .samplers import PlanSampler, WeightedSampler
+from .weights import compose_hierarchical, compose_product, group_shares, inverse_frequency, normalize, weight_stats
+
+__all__ = [
+    "DrawEngine",
+    "PlanSampler",
+    "WeightedSampler",
+    "__version__",
+    "compose_hierarchical",
+    "compose_product",
+    "group_shares",
+    "inverse_frequency",
+    "normalize",
+    "weight_stats",
+]

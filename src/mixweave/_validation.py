@@ -1,0 +1,121 @@
+"""Argument checks shared by the whole package, so every message reads the same.
+
+Each check raises ``TypeError`` for a value of the wrong type and ``ValueError``
+for a value of the right type outside what is allowed. Messages name the
+argument, what is allowed and what was given.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_choice",
+    "check_fraction",
+    "check_int",
+    "check_probabilities",
+    "check_rank",
+    "check_weights",
+    "warn",
+]
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an ``int`` after checking its type and range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {_show(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be an int <= {maximum}, got {value}")
+    return value
+
+
+def check_fraction(value: Any, name: str, *, low: float = 0.0, high: float = 1.0) -> float:
+    """Return ``value`` as a finite ``float`` in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a float in [{low}, {high}], got {type(value).__name__} {_show(value)}")
+    value = float(value)
+    if not (low <= value <= high):
+        raise ValueError(f"`{name}` must be a float in [{low}, {high}], got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+    """Check that ``value`` is one of ``allowed`` (the tuple the caller also dispatches on)."""
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {options}, got {_show(value)}")
+    return str(value)
+
+
+def check_rank(num_replicas: Any, rank: Any) -> tuple[int, int]:
+    """Check a ``(num_replicas, rank)`` pair as ``DistributedSampler`` does."""
+    num_replicas = check_int(num_replicas, "num_replicas", minimum=1)
+    rank = check_int(rank, "rank")
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"`rank` must be in [0, {num_replicas - 1}] for num_replicas={num_replicas}, got {rank}")
+    return num_replicas, rank
+
+
+def check_weights(weights: Any, name: str = "weights", *, allow_all_zero: bool = False) -> np.ndarray:
+    """Return ``weights`` as a 1-D float64 array of finite, non-negative values.
+
+    Raises:
+        TypeError: if ``weights`` is not array-like of real numbers.
+        ValueError: if it is empty, not 1-D, holds NaN, inf or a negative value,
+            or (unless ``allow_all_zero``) sums to zero.
+    """
+    if hasattr(weights, "detach") and hasattr(weights, "cpu"):  # a torch tensor, without importing torch
+        weights = weights.detach().cpu().numpy()
+    try:
+        arr = np.asarray(weights)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"`{name}` must be a 1-D array of real numbers, got {type(weights).__name__}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"`{name}` must be a 1-D array of real numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"`{name}` must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        pos = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"`{name}` must be finite, got {arr[pos]} at position {pos}")
+    negative = arr < 0
+    if negative.any():
+        pos = int(np.flatnonzero(negative)[0])
+        raise ValueError(f"`{name}` must be non-negative, got {arr[pos]} at position {pos}")
+    if not allow_all_zero and not arr.any():
+        raise ValueError(f"`{name}` must have at least one positive value, got all {arr.size} zero")
+    return arr
+
+
+def check_probabilities(values: Any, name: str, *, tolerance: float = 1e-6) -> np.ndarray:
+    """Return ``values`` as weights that already sum to 1 within ``tolerance``."""
+    arr = check_weights(values, name)
+    total = float(arr.sum())
+    if abs(total - 1.0) > tolerance:
+        raise ValueError(
+            f"`{name}` must sum to 1 (within {tolerance:g}), got {_show(list(map(float, arr)))} summing to {total:.6g}"
+        )
+    return arr
+
+
+def warn(message: str, *, stacklevel: int = 3) -> None:
+    """Warn about legal but suspicious input, pointing at the caller's caller."""
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)

@@ -1,0 +1,340 @@
+"""``torch.utils.data.Sampler`` classes on top of the drawing engine.
+
+A sampler here is three things glued together: a *weight provider* (a static
+array, or a callable re-evaluated at :meth:`~PlanSampler.set_epoch`), the
+:class:`~mixweave.draw.DrawEngine`, and the sharding/resume bookkeeping that
+every mixweave sampler shares (:class:`PlanSampler`).
+
+NOTE [ Epochs ]
+    The plan of an epoch depends only on ``(seed, epoch)`` and the weights.
+    Like ``DistributedSampler``, a sampler honours :meth:`set_epoch`; unlike
+    it, a sampler also moves to the next epoch by itself when an iteration
+    runs to the end, so code written for ``WeightedRandomSampler`` (which
+    never calls ``set_epoch``) still sees a fresh plan every epoch. Calling
+    ``set_epoch(e)`` before each epoch, as Lightning and most loops do, gives
+    the same result either way.
+
+NOTE [ Sharding ]
+    The global plan of an epoch has ``num_samples`` positions. With
+    ``num_replicas = W``, rank ``r`` takes positions ``r, r + W, r + 2W, ...``
+    exactly as ``DistributedSampler`` slices its index list; without
+    ``drop_last`` the plan is padded by wrapping around to its start so every
+    rank gets ``ceil(num_samples / W)`` indices, with ``drop_last`` the tail is
+    dropped so every rank gets ``num_samples // W``. Shards are disjoint sets
+    of positions and their union is the single-process plan.
+
+NOTE [ Resume ]
+    :meth:`state_dict` holds plain JSON-able values: the seed, the epoch, the
+    number of indices this rank has yielded in that epoch, and the settings
+    that shape the plan. :meth:`load_state_dict` checks the settings and makes
+    the next iteration start right after the last yielded index: the plan is
+    regenerated from ``(seed, epoch)``, nothing is replayed or skipped.
+"""
+
+from __future__ import annotations
+
+import operator
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from . import weights as weights_mod
+from ._validation import check_choice, check_int, check_rank
+from .draw import MODES, DrawEngine, derive_key
+
+__all__ = ["PlanSampler", "WeightedSampler", "resolve_distributed"]
+
+WeightSource = Any  # array-like, or Callable[[int], array-like]
+
+
+def resolve_distributed(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Fill in ``num_replicas``/``rank`` from ``torch.distributed`` when initialised, else ``(1, 0)``."""
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if rank is None:
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return check_rank(num_replicas, rank)
+
+
+class PlanSampler(Sampler[int]):
+    """Base class: shards an epoch plan across ranks, iterates it in chunks, resumes.
+
+    Subclasses implement :meth:`_plan_indices` (indices at global plan
+    positions for an epoch) and :meth:`_fingerprint` (settings a saved state
+    must match). They get ``set_epoch``, ``__len__``, ``__iter__``, ``plan``,
+    ``global_plan``, ``state_dict`` and ``load_state_dict``.
+    """
+
+    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("seed", "epoch", "position")
+    chunk_size: ClassVar[int] = 1 << 15
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        self.num_samples = check_int(num_samples, "num_samples", minimum=1)
+        self.seed = check_int(seed, "seed")
+        self.num_replicas, self.rank = resolve_distributed(num_replicas, rank)
+        self.drop_last = bool(drop_last)
+        if self.drop_last and self.num_samples < self.num_replicas:
+            raise ValueError(
+                f"`num_samples` ({self.num_samples}) must be >= num_replicas ({self.num_replicas}) "
+                "with drop_last=True, or every rank would get nothing"
+            )
+        self._epoch = 0
+        self._resume_position = 0
+        self._live: tuple[int, Iterator[int]] | None = None
+
+    # ----------------------------------------------------------------- epochs
+    @property
+    def epoch(self) -> int:
+        """The epoch whose plan the next iteration yields."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the plan of ``epoch`` from now on (keeps a loaded resume position for the same epoch)."""
+        epoch = check_int(epoch, "epoch", minimum=0)
+        if epoch != self._epoch:
+            self._resume_position = 0
+        self._epoch = epoch
+
+    def _key(self, epoch: int) -> int:
+        return derive_key(self.seed, epoch)
+
+    # -------------------------------------------------------------- sharding
+    def __len__(self) -> int:
+        """Indices per rank per epoch (see NOTE [ Sharding ])."""
+        if self.drop_last:
+            return self.num_samples // self.num_replicas
+        return -(-self.num_samples // self.num_replicas)
+
+    def _global_positions(self, start: int, stop: int) -> np.ndarray:
+        local = np.arange(start, stop, dtype=np.int64)
+        local *= self.num_replicas
+        local += self.rank
+        return local % self.num_samples
+
+    def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def plan(self, epoch: int | None = None) -> np.ndarray:
+        """This rank's indices for ``epoch`` (default: the current one), as an int64 array.
+
+        Computed without iterating and without touching any sample.
+        """
+        epoch = self._epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
+        return self._plan_indices(epoch, self._global_positions(0, len(self)))
+
+    def global_plan(self, epoch: int | None = None) -> np.ndarray:
+        """The single-process plan of ``epoch``: all ``num_samples`` indices, before sharding."""
+        epoch = self._epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
+        return self._plan_indices(epoch, np.arange(self.num_samples, dtype=np.int64))
+
+    # ------------------------------------------------------------- iteration
+    def __iter__(self) -> Iterator[int]:
+        epoch, start, stop = self._epoch, self._resume_position, len(self)
+        self._resume_position = 0
+        for lo in range(start, stop, self.chunk_size):
+            hi = min(lo + self.chunk_size, stop)
+            chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi)).tolist())
+            self._live = (hi, chunk)
+            yield from chunk
+        self._live = None
+        if self._epoch == epoch:  # see NOTE [ Epochs ]
+            self._epoch = epoch + 1
+
+    def _position(self) -> int:
+        if self._live is None:
+            return self._resume_position
+        end, chunk = self._live
+        return end - operator.length_hint(chunk)
+
+    # ---------------------------------------------------------------- resume
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            "num_samples": self.num_samples,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+            "drop_last": self.drop_last,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able state: ``seed``, ``epoch``, ``position`` (indices yielded this epoch) and settings."""
+        return {"seed": self.seed, "epoch": self._epoch, "position": self._position(), **self._fingerprint()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next iteration yields exactly the rest of that epoch.
+
+        Raises:
+            ValueError: if a key is missing, or the state came from a sampler
+                with different settings (the message names the key and both values).
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"`state_dict` must be a mapping, got {type(state_dict).__name__}")
+        expected = self._fingerprint()
+        missing = [k for k in (*self._STATE_KEYS, *expected) if k not in state_dict]
+        if missing:
+            raise ValueError(f"`state_dict` is missing key(s) {missing}; was it saved by {type(self).__name__}?")
+        for key, value in expected.items():
+            if state_dict[key] != value:
+                raise ValueError(
+                    f"`state_dict` was saved with {key}={state_dict[key]!r} but this sampler has {key}={value!r}"
+                )
+        epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
+        position = check_int(state_dict["position"], "state_dict['position']", minimum=0, maximum=len(self))
+        self.seed = check_int(state_dict["seed"], "state_dict['seed']")
+        # A state saved after the last index of an epoch resumes with an empty
+        # rest of that epoch, then moves on (NOTE [ Epochs ]).
+        self._epoch, self._resume_position, self._live = epoch, position, None
+
+
+class WeightedSampler(PlanSampler):
+    """Draw indices in proportion to per-sample weights; distributed, resumable, exact if asked.
+
+    A drop-in for ``torch.utils.data.WeightedRandomSampler`` that is
+    deterministic from ``(seed, epoch)``, shards across ranks without a
+    wrapper, resumes mid-epoch, has no 2**24 limit on the number of weights,
+    and can give groups exact shares.
+
+    Args:
+        weights: per-sample non-negative weights, shape ``(N,)``; or a
+            callable ``epoch -> weights`` re-evaluated when the epoch changes
+            (weights that follow a schedule).
+        num_samples: indices per epoch across all ranks (default ``N``).
+        replacement: draw with replacement (default). Without replacement an
+            index appears at most once per epoch (random mode), or groups are
+            cycled through without repeats (exact mode).
+        mode: ``"random"`` (i.i.d. or weighted permutation) or ``"exact"``
+            (each group gets its share exactly, interleaved evenly; needs ``groups``).
+        groups: integer group id per sample (e.g. source id), for
+            ``mode="exact"`` and for :meth:`report`.
+        seed: base seed; the plan of an epoch depends only on ``(seed, epoch)``.
+        num_replicas: number of ranks (default: the process group's size, or 1).
+        rank: this rank (default: the process group's rank, or 0).
+        drop_last: drop the plan's tail instead of padding it so ranks get equal counts.
+
+    Raises:
+        ValueError: for negative/NaN/inf/all-zero/empty weights, ``num_samples``
+            <= 0, ``rank`` outside ``[0, num_replicas)``, an unknown ``mode``,
+            or more ``num_samples`` than positive weights without replacement.
+
+    Example:
+        >>> import numpy as np
+        >>> sampler = WeightedSampler([0.0, 1.0, 1.0, 2.0], num_samples=8, seed=0)
+        >>> idx = sampler.plan()
+        >>> idx.shape, bool((idx > 0).all())
+        ((8,), True)
+        >>> np.array_equal(idx, np.array(list(sampler)))
+        True
+    """
+
+    def __init__(
+        self,
+        weights: WeightSource,
+        num_samples: int | None = None,
+        replacement: bool = True,
+        *,
+        mode: str = "random",
+        groups: Any = None,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        self.mode = check_choice(mode, "mode", MODES)
+        self.replacement = bool(replacement)
+        self._provider: Callable[[int], Any] | None = weights if callable(weights) else None
+        self._groups = groups
+        first = DrawEngine(
+            weights(0) if callable(weights) else weights, replacement=self.replacement, mode=mode, groups=groups
+        )
+        self._engines: dict[int, DrawEngine] = {0: first}
+        self.num_weights = int(first.weights.shape[0])
+        super().__init__(
+            self.num_weights if num_samples is None else num_samples,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+        )
+        self._check_capacity(first)
+        self._weights_crc32 = (
+            None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).tobytes())
+        )
+
+    def _check_capacity(self, engine: DrawEngine) -> None:
+        cap = engine.max_samples()
+        if cap is not None and self.num_samples > cap:
+            raise ValueError(
+                f"`num_samples` ({self.num_samples}) exceeds the {cap} samples with positive weight; "
+                "draw without replacement needs num_samples <= that, or use replacement=True"
+            )
+
+    def _engine(self, epoch: int) -> DrawEngine:
+        if self._provider is None:
+            return self._engines[0]
+        engine = self._engines.get(epoch)
+        if engine is None:
+            engine = DrawEngine(
+                self._provider(epoch), replacement=self.replacement, mode=self.mode, groups=self._groups
+            )
+            if engine.weights.shape[0] != self.num_weights:
+                raise ValueError(
+                    f"the weight schedule returned {engine.weights.shape[0]} weights for epoch {epoch}, "
+                    f"expected {self.num_weights}"
+                )
+            self._check_capacity(engine)
+            self._engines = {epoch: engine}  # keep one epoch's table: memory stays linear in N
+        return engine
+
+    def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        return self._engine(epoch).indices(self._key(epoch), positions, self.num_samples)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The current epoch's weights (float64, as given, not normalised)."""
+        return self._engine(self._epoch).weights
+
+    def weight_stats(self) -> weights_mod.WeightStats:
+        """``min``/``max`` probability, ``entropy`` and ``effective_samples`` of the current weights."""
+        return weights_mod.weight_stats(self.weights)
+
+    def report(self, groups: Any = None, epoch: int | None = None) -> dict[str, list[float]]:
+        """Requested vs realised share of each group in ``epoch``'s global plan, without loading samples.
+
+        Args:
+            groups: integer group id per sample (default: the ``groups`` given at construction).
+            epoch: default the current epoch.
+
+        Returns:
+            ``{"requested": [...], "realised": [...], "unique": [...]}`` indexed by group id;
+            ``unique`` counts distinct samples drawn from each group.
+        """
+        ids = np.asarray(self._groups if groups is None else groups)
+        if ids.ndim != 1 or ids.shape[0] != self.num_weights or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"`groups` must be integer ids of shape ({self.num_weights},), got {ids.shape}")
+        epoch = self._epoch if epoch is None else epoch
+        num_groups = int(ids.max()) + 1
+        drawn = self.global_plan(epoch)
+        requested = weights_mod.group_shares(self._engine(epoch).weights, ids, num_groups=num_groups)
+        realised = np.bincount(ids[drawn], minlength=num_groups) / drawn.size
+        unique = np.bincount(ids[np.unique(drawn)], minlength=num_groups)
+        return {"requested": requested.tolist(), "realised": realised.tolist(), "unique": unique.tolist()}
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            **super()._fingerprint(),
+            "mode": self.mode,
+            "replacement": self.replacement,
+            "num_weights": self.num_weights,
+            "weights_crc32": self._weights_crc32,
+        }

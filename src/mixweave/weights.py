@@ -1,0 +1,188 @@
+"""Pure weight math: label arrays in, per-sample weight vectors out.
+
+Every strategy in mixweave is a non-negative weight per sample of one flat
+index space (see ``docs/design.md``). The functions here build, compose and
+describe such vectors. They hold no state, draw no random numbers and never
+import torch.
+
+Example:
+    >>> import numpy as np
+    >>> from mixweave.weights import compose_hierarchical, group_shares, inverse_frequency
+    >>> source = np.array([0, 0, 0, 1, 1])           # two sources
+    >>> label = np.array([0, 0, 1, 0, 1])            # class labels
+    >>> w = compose_hierarchical(source, [0.8, 0.2], within=inverse_frequency(label, groups=source))
+    >>> group_shares(w, source).round(3).tolist()    # source shares come out exact
+    [0.8, 0.2]
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import numpy as np
+
+from ._validation import check_weights
+
+__all__ = [
+    "WeightStats",
+    "compose_hierarchical",
+    "compose_product",
+    "group_shares",
+    "inverse_frequency",
+    "normalize",
+    "weight_stats",
+]
+
+
+class WeightStats(TypedDict):
+    """Summary of a weight vector, computed on its normalised form ``p``."""
+
+    min: float
+    """Smallest probability, zeros included."""
+    max: float
+    """Largest probability."""
+    entropy: float
+    """Shannon entropy ``-sum(p log p)`` in nats; ``log(N)`` for uniform weights."""
+    effective_samples: float
+    """Kish effective sample size ``1 / sum(p**2)``; ``N`` for uniform weights."""
+
+
+def normalize(weights: Any, *, name: str = "weights") -> np.ndarray:
+    """Return ``weights`` as float64 probabilities summing to 1.
+
+    Args:
+        weights: 1-D array-like of finite, non-negative numbers, not all zero.
+        name: argument name used in error messages.
+
+    Returns:
+        A new float64 array of shape ``(N,)`` summing to 1.
+
+    Raises:
+        TypeError: if ``weights`` is not numeric.
+        ValueError: if it is empty, not 1-D, holds NaN/inf/negative values or is all zero.
+    """
+    arr = check_weights(weights, name)
+    return arr / arr.sum()
+
+
+def _group_ids(groups: Any, size: int | None, name: str = "groups") -> tuple[np.ndarray, int]:
+    """Check integer group ids (of length ``size`` when given); return them and the group count."""
+    ids = np.asarray(groups)
+    if ids.ndim != 1 or (size is not None and ids.shape[0] != size):
+        raise ValueError(f"`{name}` must have shape ({size},) to match the weights, got {ids.shape}")
+    size = ids.shape[0]
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"`{name}` must hold integer group ids, got dtype {ids.dtype}")
+    if size and ids.min() < 0:
+        raise ValueError(f"`{name}` must hold non-negative group ids, got {int(ids.min())}")
+    return ids.astype(np.intp, copy=False), (int(ids.max()) + 1 if size else 0)
+
+
+def compose_product(*factors: Any) -> np.ndarray:
+    """Multiply weight factors elementwise and normalise the result.
+
+    Each factor is a 1-D non-negative array over the same samples. A sample is
+    drawn in proportion to the product, so a factor of zero excludes it.
+
+    Raises:
+        ValueError: if no factor is given, lengths differ, or the product is all zero.
+    """
+    if not factors:
+        raise ValueError("`factors` must hold at least one weight array, got none")
+    arrays = [check_weights(f, f"factors[{i}]", allow_all_zero=True) for i, f in enumerate(factors)]
+    size = arrays[0].shape[0]
+    for i, arr in enumerate(arrays[1:], start=1):
+        if arr.shape[0] != size:
+            raise ValueError(f"`factors[{i}]` must have length {size} like factors[0], got {arr.shape[0]}")
+    product = np.prod(np.stack(arrays), axis=0) if len(arrays) > 1 else arrays[0].copy()
+    if not product.any():
+        raise ValueError("the product of `factors` is zero for every sample; nothing could be drawn")
+    return product / product.sum()
+
+
+def compose_hierarchical(groups: Any, group_weights: Any, *, within: Any = None) -> np.ndarray:
+    """Weights whose group totals equal ``group_weights`` exactly.
+
+    ``within`` (other factors, e.g. class balance) acts only inside each group:
+    sample ``i`` of group ``g`` gets ``share[g] * within[i] / sum(within[g])``.
+    This is how "sources 80/20, class-balanced inside each source" is expressed.
+
+    Args:
+        groups: integer group id per sample, shape ``(N,)``.
+        group_weights: non-negative weight per group, shape ``(G,)``; normalised.
+        within: optional non-negative weight per sample, shape ``(N,)``; uniform when omitted.
+
+    Returns:
+        float64 probabilities of shape ``(N,)``.
+
+    Raises:
+        ValueError: if a group with positive weight has no sample or only zero ``within`` weight.
+    """
+    shares = normalize(group_weights, name="group_weights")
+    if within is None:
+        ids, _ = _group_ids(groups, None)
+        inner = np.ones(ids.shape[0])
+    else:
+        inner = check_weights(within, "within", allow_all_zero=True)
+        ids, _ = _group_ids(groups, inner.shape[0])
+    if ids.size and ids.max() >= shares.size:
+        raise ValueError(f"`groups` holds id {int(ids.max())} but `group_weights` has only {shares.size} entries")
+    mass = np.bincount(ids, weights=inner, minlength=shares.size)
+    starved = np.flatnonzero((shares > 0) & (mass <= 0))
+    if starved.size:
+        g = int(starved[0])
+        raise ValueError(
+            f"group {g} has weight {shares[g]:.6g} in `group_weights` but no sample with positive weight in it"
+        )
+    scale = np.divide(shares, mass, out=np.zeros_like(shares), where=mass > 0)
+    return inner * scale[ids]
+
+
+def inverse_frequency(labels: Any, *, groups: Any = None) -> np.ndarray:
+    """Per-sample weight ``1 / count(label)`` so that every class gets the same total.
+
+    With ``groups``, classes are counted inside each group, so each class is
+    balanced within its own group (combine with :func:`compose_hierarchical`).
+
+    Args:
+        labels: integer class id per sample, shape ``(N,)``.
+        groups: optional integer group id per sample, shape ``(N,)``.
+
+    Returns:
+        float64 weights of shape ``(N,)`` (not normalised).
+    """
+    ids = np.asarray(labels)
+    if ids.ndim != 1:
+        raise ValueError(f"`labels` must be 1-D class ids, got shape {ids.shape}")
+    if ids.size == 0:
+        raise ValueError("`labels` must not be empty")
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    if groups is not None:
+        gid, _ = _group_ids(groups, ids.size)
+        key = gid.astype(np.int64) * counts.size + inverse
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse].astype(np.float64)
+
+
+def group_shares(weights: Any, groups: Any, *, num_groups: int | None = None) -> np.ndarray:
+    """Share of the total weight held by each group, shape ``(G,)``."""
+    p = normalize(weights)
+    ids, found = _group_ids(groups, p.shape[0])
+    return np.bincount(ids, weights=p, minlength=max(found, num_groups or 0))
+
+
+def weight_stats(weights: Any) -> WeightStats:
+    """Summarise a weight vector: min/max probability, entropy and effective sample size.
+
+    Example:
+        >>> weight_stats([1, 1, 1, 1])["effective_samples"]
+        4.0
+    """
+    p = normalize(weights)
+    positive = p[p > 0]
+    return WeightStats(
+        min=float(p.min()),
+        max=float(p.max()),
+        entropy=float(-(positive * np.log(positive)).sum()),
+        effective_samples=float(1.0 / np.square(p).sum()),
+    )
