@@ -7,12 +7,26 @@ rank-sharded and resumable. See ``docs/design.md``.
 
 from ._version import __version__
 from .draw import DrawEngine
+from .mixing import (
+    MixedDatasetSampler,
+    MixPlan,
+    StratifiedConcatDataset,
+    UniformConcatDataset,
+    WeightedConcatDataset,
+    WeightSchedule,
+)
 from .samplers import PlanSampler, WeightedSampler
 from .weights import compose_hierarchical, compose_product, group_shares, inverse_frequency, normalize, weight_stats
 
 __all__ = [
     "DrawEngine",
+    "MixPlan",
+    "MixedDatasetSampler",
     "PlanSampler",
+    "StratifiedConcatDataset",
+    "UniformConcatDataset",
+    "WeightSchedule",
+    "WeightedConcatDataset",
     "WeightedSampler",
     "__version__",
     "compose_hierarchical",

@@ -271,6 +271,43 @@ class WeightedSampler(PlanSampler):
             None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).tobytes())
         )
 
+    @classmethod
+    def from_sources(
+        cls,
+        sizes: Any,
+        source_weights: Any,
+        num_samples: int | None = None,
+        *,
+        within: Any = None,
+        mode: str = "exact",
+        **kwargs: Any,
+    ) -> WeightedSampler:
+        """A sampler over a ``ConcatDataset`` whose per-source shares are fixed.
+
+        Args:
+            sizes: the size of each source, or the sources themselves (anything with ``len``),
+                or a ``torch.utils.data.ConcatDataset``.
+            source_weights: share of each source (normalised).
+            num_samples: indices per epoch (default: the total size).
+            within: optional per-sample factor (e.g. :func:`~mixweave.weights.inverse_frequency`
+                of the labels with ``groups`` = source ids) that acts only inside each source.
+            mode: ``"exact"`` (default: source shares exact in every prefix) or ``"random"``.
+            **kwargs: passed to :class:`WeightedSampler` (``replacement``, ``seed``, ...).
+
+        Example:
+            >>> s = WeightedSampler.from_sources([900, 100], [0.5, 0.5], num_samples=10, seed=0)
+            >>> int((s.plan() >= 900).sum())
+            5
+        """
+        if hasattr(sizes, "datasets") and hasattr(sizes, "cumulative_sizes"):  # ConcatDataset
+            sizes = sizes.datasets
+        counts = np.array([s if isinstance(s, (int, np.integer)) else len(s) for s in sizes], dtype=np.int64)
+        if counts.ndim != 1 or counts.size == 0 or (counts <= 0).any():
+            raise ValueError(f"`sizes` must list at least one source, each with >= 1 sample, got {counts.tolist()}")
+        groups = np.repeat(np.arange(counts.size), counts)
+        w = weights_mod.compose_hierarchical(groups, source_weights, within=within)
+        return cls(w, num_samples, mode=mode, groups=groups, **kwargs)
+
     def _check_capacity(self, engine: DrawEngine) -> None:
         cap = engine.max_samples()
         if cap is not None and self.num_samples > cap:

@@ -1,0 +1,1 @@
+"""Benchmarks of mixweave against its peers, run as ratios in one process run (see BENCHMARKS.md)."""

@@ -1,0 +1,30 @@
+"""Run the benchmarks: ``python -m bench [sampler|mixing ...]``."""
+
+from __future__ import annotations
+
+import sys
+
+from . import bench_sampler
+from .harness import print_table, save
+
+SUITES = {"sampler": bench_sampler.run}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(SUITES)}", file=sys.stderr)
+        return 2
+    rows = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        suite_rows = SUITES[name]()
+        save(suite_rows, f"bench/results/{name}.json")
+        rows += suite_rows
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
