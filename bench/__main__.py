@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_sampler
+from . import bench_mixing, bench_sampler
 from .harness import print_table, save
 
-SUITES = {"sampler": bench_sampler.run}
+SUITES = {"sampler": bench_sampler.run, "mixing": bench_mixing.run}
 
 
 def main(argv: list[str]) -> int:

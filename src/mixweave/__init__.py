@@ -14,11 +14,14 @@ from .mixing import (
     UniformConcatDataset,
     WeightedConcatDataset,
     WeightSchedule,
+    mixture_from_config,
 )
 from .samplers import PlanSampler, WeightedSampler
+from .sources import ArrayDataset
 from .weights import compose_hierarchical, compose_product, group_shares, inverse_frequency, normalize, weight_stats
 
 __all__ = [
+    "ArrayDataset",
     "DrawEngine",
     "MixPlan",
     "MixedDatasetSampler",
@@ -33,6 +36,7 @@ __all__ = [
     "compose_product",
     "group_shares",
     "inverse_frequency",
+    "mixture_from_config",
     "normalize",
     "weight_stats",
 ]

@@ -24,25 +24,30 @@ Example:
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from ._validation import check_choice, check_int, check_probabilities
 from .draw import MODES, CategoricalTable, derive_key, interleave, largest_remainder, permute, uniform
 from .samplers import PlanSampler
+from .sources import ArrayDataset
 
 __all__ = [
     "INTERPOLATIONS",
+    "STRATEGIES",
     "MixPlan",
     "MixedDatasetSampler",
     "StratifiedConcatDataset",
     "UniformConcatDataset",
     "WeightSchedule",
     "WeightedConcatDataset",
+    "mixture_from_config",
 ]
 
 INTERPOLATIONS: tuple[str, ...] = ("step", "linear")
@@ -421,3 +426,59 @@ class MixedDatasetSampler(PlanSampler):
     def __iter__(self) -> Any:
         self.dataset.set_epoch(self._epoch)
         return super().__iter__()
+
+
+STRATEGIES: tuple[str, ...] = ("weighted", "stratified", "uniform")
+
+
+def mixture_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike[str] = ".") -> Dataset[Any]:
+    """Build a mixed dataset from the mixed-data YAML shape (a ``data:`` section or its content).
+
+    Keys: ``mixing_strategy`` (``weighted``/``stratified``/``uniform``),
+    ``dataset_weights`` (for ``weighted``), ``datasets`` (a list of
+    ``{type, image, label}`` with array files: ``.npy``, ``.npz``, ``.h5``),
+    ``samples_per_epoch`` (epoch length), and optionally ``seed`` and
+    ``mixing_mode`` (``random``/``exact``). Loader keys (``batch_size``,
+    ``num_workers``, ...) are left to the caller. With
+    ``use_mixed_datasets: false`` the sources are simply concatenated.
+    Relative paths are resolved against ``base_dir``.
+
+    Raises:
+        ValueError: naming the dotted key, e.g. ``data.datasets[1].image``.
+    """
+    prefix = "data."
+    section = config.get("data", None) if isinstance(config, Mapping) else None
+    if section is None:
+        section, prefix = config, ""
+    if not isinstance(section, Mapping):
+        raise ValueError(f"`config` must be a mapping with the mixed-data keys, got {type(config).__name__}")
+    specs = section.get("datasets")
+    if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
+        raise ValueError(f"`{prefix}datasets` must be a non-empty list of sources, got {specs!r}")
+    sources = []
+    for pos, spec in enumerate(specs):
+        where = f"{prefix}datasets[{pos}]"
+        if not isinstance(spec, Mapping) or "image" not in spec:
+            raise ValueError(f"`{where}` must be a mapping with an `image` path, got {spec!r}")
+        paths = [spec["image"]] + ([spec["label"]] if spec.get("label") is not None else [])
+        try:
+            sources.append(ArrayDataset(*[Path(base_dir, p) for p in paths]))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"`{where}`: {exc}") from exc
+    if not section.get("use_mixed_datasets", True):
+        return ConcatDataset(sources)
+    strategy = check_choice(section.get("mixing_strategy", "weighted"), f"{prefix}mixing_strategy", STRATEGIES)
+    length = section.get("samples_per_epoch")
+    seed = section.get("seed", 0)
+    if strategy == "stratified":
+        return StratifiedConcatDataset(sources, length)
+    if strategy == "uniform":
+        return UniformConcatDataset(sources, length, seed=seed)
+    if "dataset_weights" not in section:
+        raise ValueError(f"`{prefix}dataset_weights` is required with mixing_strategy 'weighted'")
+    try:
+        return WeightedConcatDataset(
+            sources, section["dataset_weights"], length, seed=seed, mode=section.get("mixing_mode", "random")
+        )
+    except ValueError as exc:
+        raise ValueError(f"`{prefix}dataset_weights`: {exc}") from exc
