@@ -92,6 +92,7 @@ def test_config_errors_name_the_dotted_key(edit, match):
         mixture_from_config(config, base_dir=ROOT / "examples")
 
 
+@pytest.mark.slow
 def test_example_training_script_runs():
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_mixed.py"), "--epochs", "2"],
