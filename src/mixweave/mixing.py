@@ -31,12 +31,12 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
 from ._validation import check_choice, check_int, check_probabilities
-from .draw import MODES, CategoricalTable, derive_key, interleave, largest_remainder, permute, uniform
+from .draw import MODES, CategoricalTable, _grouped, derive_key, interleave, largest_remainder, permute, uniform
 from .samplers import PlanSampler
-from .sources import ArrayDataset
+from .sources import ArrayDataset, rows
 
 __all__ = [
     "INTERPOLATIONS",
@@ -175,9 +175,7 @@ class _MixedDataset(Dataset[Any]):
         """
         located = self._locate(self.epoch, self._positions(indices))
         out: list[Any] = [None] * len(located.sources)
-        order = np.argsort(located.sources, kind="stable")
-        bounds = np.cumsum(np.bincount(located.sources, minlength=len(self.datasets)))[:-1]
-        for source, slots in enumerate(np.split(order, bounds)):
+        for source, slots in enumerate(_grouped(located.sources, len(self.datasets))):
             if slots.size:
                 items = _fetch(self.datasets[source], located.indices[slots])
                 for slot, item in zip(slots.tolist(), items, strict=True):
@@ -225,10 +223,9 @@ class _MixedDataset(Dataset[Any]):
 def _fetch(dataset: Any, items: np.ndarray) -> list[Any]:
     if hasattr(dataset, "__getitems__"):
         return list(dataset.__getitems__(items.tolist()))
-    tensors = getattr(dataset, "tensors", None)
-    if type(dataset).__name__ == "TensorDataset" and tensors is not None:
+    if isinstance(dataset, TensorDataset):
         idx = torch.from_numpy(items)
-        return list(zip(*(t[idx].unbind(0) for t in tensors), strict=True))
+        return rows([t[idx] for t in dataset.tensors])
     return [dataset[j] for j in items.tolist()]
 
 
@@ -323,9 +320,7 @@ class WeightedConcatDataset(_MixedDataset):
             sources = CategoricalTable(w).sample(uniform(derive_key(key, 0), np.arange(n)))
         sources = sources.astype(np.int16 if w.size < 2**15 else np.int64)
         indices = np.empty(n, dtype=np.int64)
-        order = np.argsort(sources, kind="stable")
-        bounds = np.cumsum(np.bincount(sources, minlength=w.size))[:-1]
-        for s, slots in enumerate(np.split(order, bounds)):
+        for s, slots in enumerate(_grouped(sources, w.size)):
             if slots.size:
                 indices[slots] = _cycled_items(derive_key(key, 1, s), int(self.sizes[s]), slots.size)
         return MixPlan(sources, indices)

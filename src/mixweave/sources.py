@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "load_array"]
+__all__ = ["ArrayDataset", "load_array", "rows"]
 
 _SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 
@@ -62,6 +62,11 @@ def load_array(path: str | os.PathLike[str], key: str | None = None) -> Any:
     raise ValueError(f"`path` must end in one of {', '.join(_SUFFIXES)}, got {path.name!r}")
 
 
+def rows(columns: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """Split batched columns (each of shape ``(B, ...)``) into ``B`` per-sample tuples of views."""
+    return list(zip(*(c.unbind(0) for c in columns), strict=True))
+
+
 class ArrayDataset(Dataset[tuple[torch.Tensor, ...]]):
     """Rows of one or more equally long arrays, returned as a tuple of tensors.
 
@@ -91,5 +96,4 @@ class ArrayDataset(Dataset[tuple[torch.Tensor, ...]]):
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, ...]]:
         idx = np.asarray(indices, dtype=np.int64)
-        columns = [torch.as_tensor(np.asarray(a[idx])) for a in self.arrays]
-        return list(zip(*(c.unbind(0) for c in columns), strict=True))
+        return rows([torch.as_tensor(np.asarray(a[idx])) for a in self.arrays])
