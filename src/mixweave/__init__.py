@@ -6,6 +6,7 @@ rank-sharded and resumable. See ``docs/design.md``.
 """
 
 from ._version import __version__
+from .curriculum import CurriculumState
 from .draw import DrawEngine
 from .mixing import (
     MixedDatasetSampler,
@@ -18,15 +19,20 @@ from .mixing import (
 )
 from .samplers import PlanSampler, WeightedSampler
 from .sources import ArrayDataset
+from .task_samplers import DynamicCurriculumSampler, JointSampler, TaskAwareSampler
 from .weights import compose_hierarchical, compose_product, group_shares, inverse_frequency, normalize, weight_stats
 
 __all__ = [
     "ArrayDataset",
+    "CurriculumState",
     "DrawEngine",
+    "DynamicCurriculumSampler",
+    "JointSampler",
     "MixPlan",
     "MixedDatasetSampler",
     "PlanSampler",
     "StratifiedConcatDataset",
+    "TaskAwareSampler",
     "UniformConcatDataset",
     "WeightSchedule",
     "WeightedConcatDataset",

@@ -253,6 +253,7 @@ class WeightedSampler(PlanSampler):
         self.mode = check_choice(mode, "mode", MODES)
         self.replacement = bool(replacement)
         self._provider: Callable[[int], Any] | None = weights if callable(weights) else None
+        self._engine_key: tuple[Any, ...] = (0, self._weights_version())
         self._groups = groups
         first = DrawEngine(
             weights(0) if callable(weights) else weights, replacement=self.replacement, mode=mode, groups=groups
@@ -316,10 +317,15 @@ class WeightedSampler(PlanSampler):
                 "draw without replacement needs num_samples <= that, or use replacement=True"
             )
 
+    def _weights_version(self) -> Any:
+        """Anything besides the epoch that changes scheduled weights (a curriculum phase, say)."""
+        return None
+
     def _engine(self, epoch: int) -> DrawEngine:
         if self._provider is None:
             return self._engines[0]
-        engine = self._engines.get(epoch)
+        key = (epoch, self._weights_version())
+        engine = self._engines.get(epoch) if key == self._engine_key else None
         if engine is None:
             engine = DrawEngine(
                 self._provider(epoch), replacement=self.replacement, mode=self.mode, groups=self._groups
@@ -331,6 +337,7 @@ class WeightedSampler(PlanSampler):
                 )
             self._check_capacity(engine)
             self._engines = {epoch: engine}  # keep one epoch's table: memory stays linear in N
+            self._engine_key = key
         return engine
 
     def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:

@@ -30,6 +30,9 @@ __all__ = [
     "group_shares",
     "inverse_frequency",
     "normalize",
+    "primary_tasks",
+    "task_probabilities",
+    "task_weights",
     "weight_stats",
 ]
 
@@ -186,3 +189,48 @@ def weight_stats(weights: Any) -> WeightStats:
         entropy=float(-(positive * np.log(positive)).sum()),
         effective_samples=float(1.0 / np.square(p).sum()),
     )
+
+
+def _label_mask(targets: Any) -> np.ndarray:
+    """``(N, T)`` boolean mask of labelled entries (non-NaN) of a multi-task target array."""
+    arr = np.asarray(targets, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"`targets` must be a 2-D (N, T) array with NaN for missing labels, got shape {arr.shape}")
+    mask = ~np.isnan(arr)
+    if not mask.any():
+        raise ValueError("`targets` has no labelled entry: every value is NaN")
+    return mask
+
+
+def task_probabilities(targets: Any, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Task draw probabilities ``p_t ∝ n_t ** -alpha`` over tasks with labels, and the counts ``n_t``.
+
+    ``alpha = 0`` draws tasks uniformly, ``alpha = 1`` in inverse proportion to
+    their label counts. Tasks without labels get probability 0.
+    """
+    counts = _label_mask(targets).sum(axis=0)
+    p = np.zeros(counts.shape[0])
+    present = counts > 0
+    p[present] = counts[present].astype(np.float64) ** -float(alpha)
+    return p / p.sum(), counts
+
+
+def task_weights(targets: Any, alpha: float) -> np.ndarray:
+    """Per-row weights of "draw a task with ``p_t ∝ n_t^-alpha``, then a labelled row of it uniformly".
+
+    Row ``i`` gets ``sum over its labelled tasks t of p_t / n_t``; unlabelled
+    rows get 0. Drawing rows by these weights is exactly the two-step law.
+    """
+    mask = _label_mask(targets)
+    p, counts = task_probabilities(targets, alpha)
+    per_label = np.divide(p, counts, out=np.zeros_like(p), where=counts > 0)
+    return mask @ per_label
+
+
+def primary_tasks(targets: Any) -> np.ndarray:
+    """For each row, its rarest labelled task (fewest labels overall); -1 for unlabelled rows."""
+    mask = _label_mask(targets)
+    counts = mask.sum(axis=0)
+    rarity = np.where(mask, counts[None, :], np.iinfo(np.int64).max)
+    primary = np.argmin(rarity, axis=1)
+    return np.where(mask.any(axis=1), primary, -1)
