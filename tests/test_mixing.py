@@ -243,7 +243,7 @@ def test_state_dict_roundtrip_and_pickle():
     assert other.epoch == 4 and np.array_equal(other.plan().indices, mixed.plan().indices)
     clone = pickle.loads(pickle.dumps(mixed))
     assert np.array_equal(clone.plan().indices, mixed.plan().indices)
-    with pytest.raises(ValueError, match=r"saved with length=30 but this dataset has 31"):
+    with pytest.raises(ValueError, match=r"saved with length=30 but this dataset has length=31"):
         WeightedConcatDataset([Tagged(0, 20), Tagged(1, 20)], [0.5, 0.5], 31).load_state_dict(state)
 
 

@@ -201,7 +201,7 @@ def test_state_from_a_different_configuration(change, match):
 
 
 def test_state_missing_keys():
-    with pytest.raises(ValueError, match=r"`state_dict` is missing key\(s\) \['position'"):
+    with pytest.raises(ValueError, match=r"`state_dict` is missing key\(s\) \['position', 'num_samples'"):
         WeightedSampler(W).load_state_dict({"seed": 0, "epoch": 0})
 
 

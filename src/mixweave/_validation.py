@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_probabilities",
     "check_rank",
+    "check_saved_settings",
     "check_weights",
     "warn",
 ]
@@ -114,6 +115,27 @@ def check_probabilities(values: Any, name: str, *, tolerance: float = 1e-6) -> n
             f"`{name}` must sum to 1 (within {tolerance:g}), got {_show(list(map(float, arr)))} summing to {total:.6g}"
         )
     return arr
+
+
+def check_saved_settings(
+    state_dict: Any, expected: Mapping[str, Any], owner: str, *, extra: Sequence[str] = ()
+) -> None:
+    """Check that a saved state has every key and was saved with the same settings as its new owner.
+
+    Raises:
+        TypeError: if ``state_dict`` is not a mapping.
+        ValueError: naming the missing keys, or the first setting that differs with both values.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"`state_dict` must be a mapping, got {type(state_dict).__name__}")
+    missing = [k for k in (*extra, *expected) if k not in state_dict]
+    if missing:
+        raise ValueError(f"`state_dict` is missing key(s) {missing}; was it saved by a {owner}?")
+    for key, value in expected.items():
+        if state_dict[key] != value:
+            raise ValueError(
+                f"`state_dict` was saved with {key}={state_dict[key]!r} but this {owner} has {key}={value!r}"
+            )
 
 
 def warn(message: str, *, stacklevel: int = 3) -> None:

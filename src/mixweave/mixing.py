@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
-from ._validation import check_choice, check_int, check_probabilities
+from ._validation import check_choice, check_int, check_probabilities, check_saved_settings
 from .draw import MODES, CategoricalTable, _grouped, derive_key, interleave, largest_remainder, permute, uniform
 from .samplers import PlanSampler
 from .sources import ArrayDataset, rows
@@ -209,12 +209,9 @@ class _MixedDataset(Dataset[Any]):
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore ``seed`` and ``epoch``; raises ``ValueError`` if the settings differ."""
-        for key in ("kind", "length", "sizes"):
-            if key not in state_dict:
-                raise ValueError(f"`state_dict` is missing key {key!r}")
-            mine = self.state_dict()[key]
-            if state_dict[key] != mine:
-                raise ValueError(f"`state_dict` was saved with {key}={state_dict[key]!r} but this dataset has {mine!r}")
+        mine = self.state_dict()
+        settings = {k: v for k, v in mine.items() if k not in ("seed", "epoch")}
+        check_saved_settings(state_dict, settings, "dataset", extra=("seed", "epoch"))
         self.seed = check_int(state_dict["seed"], "state_dict['seed']")
         self.set_epoch(state_dict["epoch"])
         self._cache = None

@@ -43,7 +43,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from . import weights as weights_mod
-from ._validation import check_choice, check_int, check_rank
+from ._validation import check_choice, check_int, check_rank, check_saved_settings
 from .draw import MODES, DrawEngine, derive_key
 
 __all__ = ["PlanSampler", "WeightedSampler", "resolve_distributed"]
@@ -178,17 +178,7 @@ class PlanSampler(Sampler[int]):
             ValueError: if a key is missing, or the state came from a sampler
                 with different settings (the message names the key and both values).
         """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"`state_dict` must be a mapping, got {type(state_dict).__name__}")
-        expected = self._fingerprint()
-        missing = [k for k in (*self._STATE_KEYS, *expected) if k not in state_dict]
-        if missing:
-            raise ValueError(f"`state_dict` is missing key(s) {missing}; was it saved by {type(self).__name__}?")
-        for key, value in expected.items():
-            if state_dict[key] != value:
-                raise ValueError(
-                    f"`state_dict` was saved with {key}={state_dict[key]!r} but this sampler has {key}={value!r}"
-                )
+        check_saved_settings(state_dict, self._fingerprint(), "sampler", extra=self._STATE_KEYS)
         epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
         position = check_int(state_dict["position"], "state_dict['position']", minimum=0, maximum=len(self))
         self.seed = check_int(state_dict["seed"], "state_dict['seed']")
