@@ -18,26 +18,31 @@ from .mixing import (
     mixture_from_config,
 )
 from .samplers import PlanSampler, WeightedSampler
+from .sampling_config import CurriculumConfig, JointSamplingConfig, TaskOversamplingConfig, build_sampler
 from .sources import ArrayDataset
 from .task_samplers import DynamicCurriculumSampler, JointSampler, TaskAwareSampler
 from .weights import compose_hierarchical, compose_product, group_shares, inverse_frequency, normalize, weight_stats
 
 __all__ = [
     "ArrayDataset",
+    "CurriculumConfig",
     "CurriculumState",
     "DrawEngine",
     "DynamicCurriculumSampler",
     "JointSampler",
+    "JointSamplingConfig",
     "MixPlan",
     "MixedDatasetSampler",
     "PlanSampler",
     "StratifiedConcatDataset",
     "TaskAwareSampler",
+    "TaskOversamplingConfig",
     "UniformConcatDataset",
     "WeightSchedule",
     "WeightedConcatDataset",
     "WeightedSampler",
     "__version__",
+    "build_sampler",
     "compose_hierarchical",
     "compose_product",
     "group_shares",

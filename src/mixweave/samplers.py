@@ -90,6 +90,9 @@ class PlanSampler(Sampler[int]):
                 f"`num_samples` ({self.num_samples}) must be >= num_replicas ({self.num_replicas}) "
                 "with drop_last=True, or every rank would get nothing"
             )
+        self.increment_seed_per_epoch = True
+        #: Callables ``hook(sampler, epoch)`` run when an epoch's iteration starts (logging, metrics).
+        self.epoch_hooks: list[Callable[[Any, int], None]] = []
         self._epoch = 0
         self._resume_position = 0
         self._live: tuple[int, Iterator[int]] | None = None
@@ -108,7 +111,8 @@ class PlanSampler(Sampler[int]):
         self._epoch = epoch
 
     def _key(self, epoch: int) -> int:
-        return derive_key(self.seed, epoch)
+        # With increment_seed_per_epoch=False every epoch replays the plan of epoch 0.
+        return derive_key(self.seed, epoch if self.increment_seed_per_epoch else 0)
 
     # -------------------------------------------------------------- sharding
     def __len__(self) -> int:
@@ -143,6 +147,8 @@ class PlanSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         epoch, start, stop = self._epoch, self._resume_position, len(self)
         self._resume_position = 0
+        for hook in self.epoch_hooks:
+            hook(self, epoch)
         for lo in range(start, stop, self.chunk_size):
             hi = min(lo + self.chunk_size, stop)
             chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi)).tolist())
@@ -165,6 +171,7 @@ class PlanSampler(Sampler[int]):
             "num_replicas": self.num_replicas,
             "rank": self.rank,
             "drop_last": self.drop_last,
+            "increment_seed_per_epoch": self.increment_seed_per_epoch,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -211,6 +218,8 @@ class WeightedSampler(PlanSampler):
         num_replicas: number of ranks (default: the process group's size, or 1).
         rank: this rank (default: the process group's rank, or 0).
         drop_last: drop the plan's tail instead of padding it so ranks get equal counts.
+        increment_seed_per_epoch: draw a new plan each epoch (default); with
+            False every epoch repeats the plan of epoch 0 (weights may still change).
 
     Raises:
         ValueError: for negative/NaN/inf/all-zero/empty weights, ``num_samples``
@@ -239,6 +248,7 @@ class WeightedSampler(PlanSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        increment_seed_per_epoch: bool = True,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
         self.replacement = bool(replacement)
@@ -257,6 +267,7 @@ class WeightedSampler(PlanSampler):
             rank=rank,
             drop_last=drop_last,
         )
+        self.increment_seed_per_epoch = bool(increment_seed_per_epoch)
         self._check_capacity(first)
         self._weights_crc32 = (
             None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).tobytes())
