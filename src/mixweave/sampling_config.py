@@ -131,8 +131,6 @@ def build_sampler(
     the sampler's ``curriculum_state`` attribute.
     """
     cfg = config if isinstance(config, JointSamplingConfig) else JointSamplingConfig.from_mapping(config)
-    if cfg.log_to_mlflow:
-        raise ValueError("`sampling.log_to_mlflow` is not available yet in this version of mixweave; set it to false")
     common: dict[str, Any] = dict(
         num_samples=num_samples,
         seed=cfg.seed,
@@ -161,4 +159,8 @@ def build_sampler(
         sampler = WeightedSampler(np.ones(rows), replacement=False, **common)
     if cfg.log_weight_statistics:
         sampler.epoch_hooks.append(_log_stats)
+    if cfg.log_to_mlflow:
+        from .hpo import mlflow_hook
+
+        sampler.epoch_hooks.append(mlflow_hook())
     return sampler

@@ -1,0 +1,66 @@
+"""Lightning adapter for the curriculum (needs the ``lightning`` extra).
+
+Importing this module imports Lightning; the rest of mixweave never does.
+
+Example (not run here)::
+
+    from mixweave.callbacks import CurriculumCallback
+    trainer = Trainer(callbacks=[CurriculumCallback(state, monitor="val_loss")])
+
+Under DDP, log the monitored metric with ``sync_dist=True``: every rank then
+sees the same all-reduced value and takes the same phase decision, so no
+broadcast is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning.pytorch as pl
+
+from ._validation import warn
+from .curriculum import CurriculumState
+
+__all__ = ["CurriculumCallback"]
+
+logger = logging.getLogger("mixweave.curriculum")
+
+
+class CurriculumCallback(pl.Callback):
+    """Feed the monitored validation metric to a :class:`CurriculumState` after each validation epoch.
+
+    The samplers read the state when they plan the next epoch, and Lightning
+    calls their ``set_epoch`` itself, so nothing else is needed. The current
+    phase index is logged as ``curriculum_phase``.
+
+    Args:
+        curriculum_state: the state shared with the sampler.
+        monitor: the logged metric to watch (lower is better), default ``"val_loss"``.
+    """
+
+    def __init__(self, curriculum_state: CurriculumState, monitor: str = "val_loss") -> None:
+        if not isinstance(curriculum_state, CurriculumState):
+            raise TypeError(f"`curriculum_state` must be a CurriculumState, got {type(curriculum_state).__name__}")
+        self.curriculum_state = curriculum_state
+        self.monitor = monitor
+        self.history: list[tuple[int, str]] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            warn(f"CurriculumCallback: metric {self.monitor!r} was not logged; the curriculum does not advance")
+            return
+        if self.curriculum_state.update(float(value)):
+            logger.info("epoch %d: curriculum phase -> %s", trainer.current_epoch, self.curriculum_state.phase)
+        self.history.append((trainer.current_epoch, self.curriculum_state.phase))
+        pl_module.log("curriculum_phase", float(self.curriculum_state.phase_index))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"curriculum": self.curriculum_state.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.curriculum_state.load_state_dict(state_dict["curriculum"])
+        self.history = [(int(e), str(p)) for e, p in state_dict.get("history", [])]

@@ -1,0 +1,114 @@
+"""Lightning, MLflow and Optuna integrations, with the real packages (dev extras)."""
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from mixweave import CurriculumState, DynamicCurriculumSampler, JointSamplingConfig, build_sampler
+
+QUALITY = np.array(["high"] * 100 + ["medium"] * 100 + ["low"] * 100)
+
+
+@pytest.mark.slow
+def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
+    import lightning.pytorch as pl
+
+    from mixweave.callbacks import CurriculumCallback
+
+    state = CurriculumState(patience=1)
+    sampler = DynamicCurriculumSampler(QUALITY, state, num_samples=600, seed=0)
+    data = TensorDataset(torch.arange(300).float()[:, None], torch.arange(300))
+    seen: dict[int, list[int]] = {}
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            x, idx = batch
+            seen.setdefault(self.current_epoch, []).extend(idx.tolist())
+            return self.layer(x).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.tensor(1.0))  # a plateau from the start
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    callback = CurriculumCallback(state, monitor="val_loss")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice about worker counts
+        trainer.fit(Tiny(), DataLoader(data, batch_size=100, sampler=sampler), DataLoader(data, batch_size=100))
+    # epoch 0 sets the best loss, epoch 1 plateaus -> expand, epoch 2 plateaus -> robust
+    assert [phase for _, phase in callback.history] == ["warmup", "expand", "robust"]
+    share_high = {e: float(np.mean(QUALITY[np.array(ix)] == "high")) for e, ix in seen.items()}
+    assert share_high[0] == pytest.approx(0.9, abs=0.06)  # warmup; binomial sd 0.012 at n=600
+    assert share_high[2] == pytest.approx(0.6, abs=0.06)  # the plan of epoch 2 is drawn in phase "expand"
+    assert sampler.epoch == 2  # Lightning set the epoch of its last epoch
+
+
+@pytest.mark.slow
+def test_weight_statistics_logged_to_a_local_mlflow_store(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    targets = np.full((300, 2), np.nan)
+    targets[:250, 0] = 1.0
+    targets[250:, 1] = 1.0
+    sampler = build_sampler(
+        {"task_sampling_alpha": 0.5, "log_to_mlflow": True, "log_weight_statistics": False}, targets, num_samples=10
+    )
+    with mlflow.start_run() as run:
+        list(sampler)
+        list(sampler)
+    client = mlflow.tracking.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "sampling/effective_samples")
+    assert [m.step for m in history] == [0, 1]
+    assert history[0].value == pytest.approx(sampler.weight_stats()["effective_samples"])
+    assert client.get_metric_history(run.info.run_id, "sampling/entropy")
+
+
+def test_optuna_suggests_validated_configs():
+    import optuna
+
+    from mixweave.hpo import suggest_sampling_config
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    configs: list[JointSamplingConfig] = []
+
+    def objective(trial):
+        config = suggest_sampling_config(trial, space={"patience": (1, 3)}, seed=7)
+        configs.append(config)
+        return config.task_oversampling.alpha
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=12)
+    assert all(0.0 <= c.task_oversampling.alpha <= 1.0 and c.seed == 7 for c in configs)
+    assert {c.curriculum.enabled for c in configs} == {True, False}
+    assert all(1 <= c.curriculum.patience <= 3 for c in configs if c.curriculum.enabled)
+    with pytest.raises(ValueError, match=r"`space` has unknown keys \['gamma'\]"):
+        suggest_sampling_config(optuna.trial.FixedTrial({}), space={"gamma": (0, 1)})
+
+
+def test_callback_rejects_a_non_state():
+    from mixweave.callbacks import CurriculumCallback
+
+    with pytest.raises(TypeError, match=r"`curriculum_state` must be a CurriculumState, got dict"):
+        CurriculumCallback({})
