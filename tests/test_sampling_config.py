@@ -104,5 +104,3 @@ def test_config_errors_name_the_dotted_key(data, match):
 def test_build_errors():
     with pytest.raises(ValueError, match=r"`quality_labels` is required when `sampling.curriculum.enabled` is true"):
         build_sampler({"curriculum": {"enabled": True}}, TARGETS)
-    with pytest.raises(ValueError, match=r"`sampling.log_to_mlflow` is not available yet"):
-        build_sampler({"task_sampling_alpha": 0.5, "log_to_mlflow": True}, TARGETS)

@@ -131,8 +131,10 @@ def test_joint_sharding_and_resume_follow_the_common_contract():
 
 
 def test_bad_input_errors_name_the_argument():
-    with pytest.raises(ValueError, match=r"`targets` must be a 2-D \(N, T\) array"):
+    with pytest.raises(ValueError, match=r"`targets` must be a 2-D \(N, T\) array .* or 1-D integer task ids"):
         TaskAwareSampler(np.ones(5), 0.5)
+    with pytest.raises(ValueError, match=r"`targets` task ids must be >= -1 \(-1 = no label\), got -2"):
+        TaskAwareSampler(np.array([0, -2]), 0.5)
     with pytest.raises(ValueError, match=r"`targets` has no labelled entry"):
         TaskAwareSampler(np.full((3, 2), np.nan), 0.5)
     with pytest.raises(ValueError, match=r"`alpha` must be a finite float, got 'x'"):
@@ -161,3 +163,15 @@ def test_phase_with_zero_probability_for_every_present_group():
     state.set_phase("expand")
     s = DynamicCurriculumSampler(["low"] * 10, state)
     assert set(s.plan().tolist()) <= set(range(10))
+
+
+def test_task_ids_form_equals_dense_form():
+    ids = np.repeat(np.arange(T), SIZES)
+    ids[:7] = -1
+    dense = SINGLE.copy()
+    dense[:7] = np.nan
+    assert np.allclose(TaskAwareSampler(ids, 0.3).weights, TaskAwareSampler(dense, 0.3).weights)
+    state = CurriculumState()
+    a = JointSampler(ids, QUALITY, state, 0.3)
+    b = JointSampler(dense, QUALITY, state, 0.3)
+    assert np.allclose(a.weights, b.weights)

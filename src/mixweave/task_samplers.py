@@ -68,7 +68,8 @@ class TaskAwareSampler(WeightedSampler):
     """Draw a task with probability ``∝ n_t ** -alpha``, then one of its labelled rows uniformly.
 
     Args:
-        targets: ``(N, T)`` array, NaN where a row has no label for a task.
+        targets: ``(N, T)`` array, NaN where a row has no label for a task, or
+            1-D integer task ids (one task per row, -1 = no label).
             Rows without any label are never drawn.
         alpha: 0 draws tasks uniformly, 1 in inverse proportion to their label
             counts; values outside [0, 1] warn and still work.
@@ -150,7 +151,7 @@ class JointSampler(WeightedSampler):
     factor act only inside each group.
 
     Args:
-        targets: ``(N, T)`` array, NaN for missing labels.
+        targets: ``(N, T)`` array, NaN for missing labels, or 1-D integer task ids (-1 = none).
         quality_labels: one quality label per row, or None without a curriculum.
         curriculum_state: the shared curriculum state, or None.
         task_alpha: exponent of the task factor, or None for no task factor.
@@ -172,9 +173,8 @@ class JointSampler(WeightedSampler):
         **kwargs: Any,
     ) -> None:
         self.composition_mode = check_choice(composition_mode, "composition_mode", COMPOSITION_MODES)
-        mask_rows = np.asarray(targets, dtype=np.float64)
-        wm.primary_tasks(mask_rows)  # validates the shape
-        size = mask_rows.shape[0]
+        self.primary = wm.primary_tasks(targets)  # validates the shape
+        size = self.primary.shape[0]
         self.curriculum_state = curriculum_state
         self.quality_ids: np.ndarray | None = None
         if curriculum_state is not None:
@@ -182,15 +182,14 @@ class JointSampler(WeightedSampler):
                 raise ValueError("`quality_labels` is required when `curriculum_state` is given")
             self.quality_ids = _quality_ids(quality_labels, curriculum_state, size)
         self.task_alpha = None if task_alpha is None else _check_alpha(task_alpha)
-        self.primary = wm.primary_tasks(mask_rows)
-        self.task_factor = self._task_factor(mask_rows)
+        self.task_factor = self._task_factor(targets)
         if self.task_alpha is None and self.quality_ids is None:
             warn(
                 "JointSampler with neither `task_alpha` nor a curriculum samples labelled rows uniformly", stacklevel=3
             )
         super().__init__(self._joint_weights, num_samples, seed=seed or 0, **kwargs)
 
-    def _task_factor(self, targets: np.ndarray) -> np.ndarray:
+    def _task_factor(self, targets: Any) -> np.ndarray:
         labelled = (self.primary >= 0).astype(np.float64)
         if self.task_alpha is None:
             return labelled

@@ -191,24 +191,47 @@ def weight_stats(weights: Any) -> WeightStats:
     )
 
 
+def _task_ids(targets: Any) -> np.ndarray | None:
+    """The task id per row when ``targets`` is given as a 1-D integer array (-1 = no label), else None."""
+    arr = np.asarray(targets)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        return None
+    if arr.size == 0 or arr.max() < 0:
+        raise ValueError("`targets` has no labelled row: every task id is -1")
+    if arr.min() < -1:
+        raise ValueError(f"`targets` task ids must be >= -1 (-1 = no label), got {int(arr.min())}")
+    return arr.astype(np.intp, copy=False)
+
+
 def _label_mask(targets: Any) -> np.ndarray:
     """``(N, T)`` boolean mask of labelled entries (non-NaN) of a multi-task target array."""
     arr = np.asarray(targets, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"`targets` must be a 2-D (N, T) array with NaN for missing labels, got shape {arr.shape}")
+        raise ValueError(
+            f"`targets` must be a 2-D (N, T) array with NaN for missing labels, or 1-D integer task ids, "
+            f"got shape {arr.shape}"
+        )
     mask = ~np.isnan(arr)
     if not mask.any():
         raise ValueError("`targets` has no labelled entry: every value is NaN")
     return mask
 
 
+def _task_counts(targets: Any) -> np.ndarray:
+    ids = _task_ids(targets)
+    return np.bincount(ids[ids >= 0]) if ids is not None else _label_mask(targets).sum(axis=0)
+
+
 def task_probabilities(targets: Any, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Task draw probabilities ``p_t ∝ n_t ** -alpha`` over tasks with labels, and the counts ``n_t``.
 
-    ``alpha = 0`` draws tasks uniformly, ``alpha = 1`` in inverse proportion to
-    their label counts. Tasks without labels get probability 0.
+    ``targets`` is an ``(N, T)`` array with NaN for missing labels, or (for
+    one task per row, the compact form for many tasks) a 1-D integer array of
+    task ids with -1 for unlabelled rows. ``alpha = 0`` draws tasks uniformly,
+    ``alpha = 1`` in inverse proportion to their label counts. Tasks without
+    labels get probability 0.
     """
-    counts = _label_mask(targets).sum(axis=0)
+    counts = _task_counts(targets)
     p = np.zeros(counts.shape[0])
     present = counts > 0
     p[present] = counts[present].astype(np.float64) ** -float(alpha)
@@ -221,14 +244,19 @@ def task_weights(targets: Any, alpha: float) -> np.ndarray:
     Row ``i`` gets ``sum over its labelled tasks t of p_t / n_t``; unlabelled
     rows get 0. Drawing rows by these weights is exactly the two-step law.
     """
-    mask = _label_mask(targets)
     p, counts = task_probabilities(targets, alpha)
     per_label = np.divide(p, counts, out=np.zeros_like(p), where=counts > 0)
-    return mask @ per_label
+    ids = _task_ids(targets)
+    if ids is not None:
+        return np.where(ids >= 0, per_label[ids], 0.0)
+    return _label_mask(targets) @ per_label
 
 
 def primary_tasks(targets: Any) -> np.ndarray:
     """For each row, its rarest labelled task (fewest labels overall); -1 for unlabelled rows."""
+    ids = _task_ids(targets)
+    if ids is not None:
+        return ids
     mask = _label_mask(targets)
     counts = mask.sum(axis=0)
     rarity = np.where(mask, counts[None, :], np.iinfo(np.int64).max)
