@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_mixing, bench_sampler
+from . import bench_mixing, bench_sampler, bench_task
 from .harness import print_table, save
 
-SUITES = {"sampler": bench_sampler.run, "mixing": bench_mixing.run}
+SUITES = {"sampler": bench_sampler.run, "mixing": bench_mixing.run, "task": bench_task.run}
 
 
 def main(argv: list[str]) -> int:

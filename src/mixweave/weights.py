@@ -97,7 +97,9 @@ def compose_product(*factors: Any) -> np.ndarray:
     for i, arr in enumerate(arrays[1:], start=1):
         if arr.shape[0] != size:
             raise ValueError(f"`factors[{i}]` must have length {size} like factors[0], got {arr.shape[0]}")
-    product = np.prod(np.stack(arrays), axis=0) if len(arrays) > 1 else arrays[0].copy()
+    product = arrays[0].copy()
+    for arr in arrays[1:]:
+        product *= arr
     if not product.any():
         raise ValueError("the product of `factors` is zero for every sample; nothing could be drawn")
     return product / product.sum()
