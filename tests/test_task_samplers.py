@@ -175,3 +175,13 @@ def test_task_ids_form_equals_dense_form():
     a = JointSampler(ids, QUALITY, state, 0.3)
     b = JointSampler(dense, QUALITY, state, 0.3)
     assert np.allclose(a.weights, b.weights)
+
+
+@pytest.mark.slow
+def test_task_aware_beyond_2_24_rows():
+    n = 2**24 + 3
+    ids = np.zeros(n, dtype=np.int64)
+    ids[-1] = 1  # one row carries task 1; with alpha = 0 it gets half of all draws
+    s = TaskAwareSampler(ids, 0.0, num_samples=20_000, seed=0)
+    share = float(np.mean(s.plan() == n - 1))
+    assert abs(share - 0.5) < 5 * np.sqrt(0.25 / 20_000)
