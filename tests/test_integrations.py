@@ -112,3 +112,49 @@ def test_callback_rejects_a_non_state():
 
     with pytest.raises(TypeError, match=r"`curriculum_state` must be a CurriculumState, got dict"):
         CurriculumCallback({})
+
+
+@pytest.mark.slow
+def test_mixed_dataset_in_a_lightning_datamodule(tmp_path):
+    import lightning.pytorch as pl
+
+    from mixweave import WeightedConcatDataset
+
+    synthetic = TensorDataset(torch.zeros(500, 1), torch.zeros(500, dtype=torch.long))
+    real = TensorDataset(torch.ones(40, 1), torch.ones(40, dtype=torch.long))
+    mixed = WeightedConcatDataset([synthetic, real], [0.8, 0.2], length=100, mode="exact", seed=0)
+    batches: dict[int, list[int]] = {}
+
+    class Data(pl.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(mixed, batch_size=20, sampler=mixed.sampler())
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            x, is_real = batch
+            batches.setdefault(self.current_epoch, []).append(int(is_real.sum()))
+            return self.layer(x).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(Tiny(), datamodule=Data())
+    assert sorted(batches) == [0, 1, 2]
+    assert all(counts == [4] * 5 for counts in batches.values())  # every batch of 20: exactly 4 real
+    assert mixed.epoch == 2  # Lightning's set_epoch reached the dataset through its sampler
