@@ -158,3 +158,57 @@ def test_mixed_dataset_in_a_lightning_datamodule(tmp_path):
     assert sorted(batches) == [0, 1, 2]
     assert all(counts == [4] * 5 for counts in batches.values())  # every batch of 20: exactly 4 real
     assert mixed.epoch == 2  # Lightning's set_epoch reached the dataset through its sampler
+
+
+def _run_with_early_stopping(tmp_path, reset: bool) -> int:
+    import lightning.pytorch as pl
+
+    from mixweave import JointSamplingConfig
+
+    config = JointSamplingConfig.from_mapping(
+        {"curriculum": {"enabled": True, "patience": 1, "reset_early_stopping_on_phase_change": reset}}
+    )
+    state = config.curriculum.make_state()
+    sampler = DynamicCurriculumSampler(QUALITY, state, num_samples=100, seed=0)
+    data = TensorDataset(torch.zeros(300, 1))
+    epochs: list[int] = []
+
+    class Flat(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            epochs.append(self.current_epoch)
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.tensor(1.0))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=10,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        callbacks=[config.curriculum.make_callback(state), pl.callbacks.EarlyStopping("val_loss", patience=2)],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(Flat(), DataLoader(data, batch_size=100, sampler=sampler), DataLoader(data, batch_size=100))
+    return max(epochs) + 1
+
+
+@pytest.mark.slow
+def test_reset_early_stopping_on_phase_change(tmp_path):
+    # a flat validation loss: EarlyStopping(patience=2) stops after 3 epochs; with the reset, each of the
+    # three phase changes (epochs 1-3) restarts its patience, so it stops 3 epochs later
+    assert _run_with_early_stopping(tmp_path / "plain", reset=False) == 3
+    assert _run_with_early_stopping(tmp_path / "reset", reset=True) == 6

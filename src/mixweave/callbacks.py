@@ -37,13 +37,23 @@ class CurriculumCallback(pl.Callback):
     Args:
         curriculum_state: the state shared with the sampler.
         monitor: the logged metric to watch (lower is better), default ``"val_loss"``.
+        reset_early_stopping_on_phase_change: when a new phase starts, restart
+            the patience of the trainer's ``EarlyStopping`` callbacks (the data
+            just changed, so the old plateau says nothing about the new one).
     """
 
-    def __init__(self, curriculum_state: CurriculumState, monitor: str = "val_loss") -> None:
+    def __init__(
+        self,
+        curriculum_state: CurriculumState,
+        monitor: str = "val_loss",
+        *,
+        reset_early_stopping_on_phase_change: bool = False,
+    ) -> None:
         if not isinstance(curriculum_state, CurriculumState):
             raise TypeError(f"`curriculum_state` must be a CurriculumState, got {type(curriculum_state).__name__}")
         self.curriculum_state = curriculum_state
         self.monitor = monitor
+        self.reset_early_stopping_on_phase_change = bool(reset_early_stopping_on_phase_change)
         self.history: list[tuple[int, str]] = []
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -55,6 +65,13 @@ class CurriculumCallback(pl.Callback):
             return
         if self.curriculum_state.update(float(value)):
             logger.info("epoch %d: curriculum phase -> %s", trainer.current_epoch, self.curriculum_state.phase)
+            if self.reset_early_stopping_on_phase_change:
+                for callback in trainer.callbacks:  # type: ignore[attr-defined]
+                    if isinstance(callback, pl.callbacks.EarlyStopping):
+                        callback.wait_count = 0
+                        callback.best_score = callback.best_score.new_tensor(
+                            float("inf") if callback.mode == "min" else float("-inf")
+                        )
         self.history.append((trainer.current_epoch, self.curriculum_state.phase))
         pl_module.log("curriculum_phase", float(self.curriculum_state.phase_index))
 

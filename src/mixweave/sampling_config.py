@@ -62,6 +62,14 @@ class CurriculumConfig(BaseModel):
     strategy: Literal["sampled"] = "sampled"
     reset_early_stopping_on_phase_change: bool = False
 
+    def make_callback(self, state: CurriculumState, monitor: str = "val_loss") -> Any:
+        """A Lightning ``CurriculumCallback`` for ``state`` with these settings (needs the lightning extra)."""
+        from .callbacks import CurriculumCallback
+
+        return CurriculumCallback(
+            state, monitor, reset_early_stopping_on_phase_change=self.reset_early_stopping_on_phase_change
+        )
+
     def make_state(self) -> CurriculumState:
         """A fresh :class:`~mixweave.curriculum.CurriculumState` with these settings."""
         return CurriculumState(self.qualities, self.patience, self.phases, self.min_delta)
