@@ -66,7 +66,7 @@ class CurriculumCallback(pl.Callback):
         if self.curriculum_state.update(float(value)):
             logger.info("epoch %d: curriculum phase -> %s", trainer.current_epoch, self.curriculum_state.phase)
             if self.reset_early_stopping_on_phase_change:
-                for callback in trainer.callbacks:  # type: ignore[attr-defined]
+                for callback in trainer.callbacks:
                     if isinstance(callback, pl.callbacks.EarlyStopping):
                         callback.wait_count = 0
                         callback.best_score = callback.best_score.new_tensor(
