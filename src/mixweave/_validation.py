@@ -16,7 +16,6 @@ import numpy as np
 
 __all__ = [
     "check_choice",
-    "check_fraction",
     "check_int",
     "check_probabilities",
     "check_rank",
@@ -40,16 +39,6 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"`{name}` must be an int <= {maximum}, got {value}")
-    return value
-
-
-def check_fraction(value: Any, name: str, *, low: float = 0.0, high: float = 1.0) -> float:
-    """Return ``value`` as a finite ``float`` in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a float in [{low}, {high}], got {type(value).__name__} {_show(value)}")
-    value = float(value)
-    if not (low <= value <= high):
-        raise ValueError(f"`{name}` must be a float in [{low}, {high}], got {value}")
     return value
 
 
