@@ -13,6 +13,28 @@ from mixweave import CurriculumState, DynamicCurriculumSampler, JointSamplingCon
 QUALITY = np.array(["high"] * 100 + ["medium"] * 100 + ["low"] * 100)
 
 
+def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None, **trainer_kwargs):
+    """Run a quiet single-process CPU Trainer; returns it."""
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=list(callbacks),
+        **trainer_kwargs,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice about worker counts
+        trainer.fit(module, *loaders, datamodule=datamodule)
+    return trainer
+
+
 @pytest.mark.slow
 def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
     import lightning.pytorch as pl
@@ -41,21 +63,14 @@ def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
     callback = CurriculumCallback(state, monitor="val_loss")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    _fit(
+        tmp_path,
+        Tiny(),
+        DataLoader(data, batch_size=100, sampler=sampler),
+        DataLoader(data, batch_size=100),
         callbacks=[callback],
-        default_root_dir=tmp_path,
         num_sanity_val_steps=0,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Lightning's advice about worker counts
-        trainer.fit(Tiny(), DataLoader(data, batch_size=100, sampler=sampler), DataLoader(data, batch_size=100))
     # epoch 0 sets the best loss, epoch 1 plateaus -> expand, epoch 2 plateaus -> robust
     assert [phase for _, phase in callback.history] == ["warmup", "expand", "robust"]
     share_high = {e: float(np.mean(QUALITY[np.array(ix)] == "high")) for e, ix in seen.items()}
@@ -142,19 +157,7 @@ def test_mixed_dataset_in_a_lightning_datamodule(tmp_path):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(Tiny(), datamodule=Data())
+    _fit(tmp_path, Tiny(), datamodule=Data())
     assert sorted(batches) == [0, 1, 2]
     assert all(counts == [4] * 5 for counts in batches.values())  # every batch of 20: exactly 4 real
     assert mixed.epoch == 2  # Lightning's set_epoch reached the dataset through its sampler
@@ -188,21 +191,16 @@ def _run_with_early_stopping(tmp_path, reset: bool) -> int:
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
+    callbacks = [config.curriculum.make_callback(state), pl.callbacks.EarlyStopping("val_loss", patience=2)]
+    _fit(
+        tmp_path,
+        Flat(),
+        DataLoader(data, batch_size=100, sampler=sampler),
+        DataLoader(data, batch_size=100),
+        callbacks=callbacks,
         max_epochs=10,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
         num_sanity_val_steps=0,
-        callbacks=[config.curriculum.make_callback(state), pl.callbacks.EarlyStopping("val_loss", patience=2)],
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(Flat(), DataLoader(data, batch_size=100, sampler=sampler), DataLoader(data, batch_size=100))
     return max(epochs) + 1
 
 
