@@ -118,3 +118,56 @@ def test_weight_stats_uniform():
     stats = weight_stats(np.ones(8))
     assert stats["entropy"] == pytest.approx(np.log(8))
     assert stats["effective_samples"] == pytest.approx(8)
+
+
+def _sample_weights_loop(hot, reduce, class_weights=None):
+    """Slow reference: one sample at a time, straight from the definition."""
+    n, c = hot.shape
+    counts = hot.sum(axis=0)
+    n_empty = sum(1 for row in hot if not row.any())
+    cw = [n / counts[j] if counts[j] else 0.0 for j in range(c)] if class_weights is None else list(class_weights[:c])
+    empty_w = n / n_empty if n_empty else 0.0
+    if class_weights is not None and len(class_weights) == c + 1:
+        empty_w = class_weights[c]
+    out = []
+    for row in hot:
+        ws = [cw[j] for j in range(c) if row[j]]
+        if not ws:
+            out.append(empty_w)
+        else:
+            out.append({"max": max(ws), "mean": sum(ws) / len(ws), "sum": sum(ws)}[reduce])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("reduce", ["max", "mean", "sum"])
+@pytest.mark.parametrize("extra", [None, "per_class", "with_empty"])
+def test_get_sample_weights_matches_a_loop(reduce, extra):
+    from mixweave.weights import get_sample_weights
+
+    rng = np.random.default_rng(3)
+    hot = rng.random((300, 6)) < np.array([0.5, 0.2, 0.05, 0.01, 0.3, 0.0])
+    cw = {None: None, "per_class": rng.random(6) * 5, "with_empty": rng.random(7) * 5}[extra]
+    got = get_sample_weights(hot.astype(np.int64), reduce=reduce, class_weights=cw)
+    np.testing.assert_allclose(got, _sample_weights_loop(hot, reduce, cw))
+    assert np.isfinite(got).all()
+
+
+def test_get_sample_weights_balances_class_ids():
+    from mixweave.weights import get_sample_weights
+
+    ids = np.repeat([0, 1, 2], [700, 200, 100])
+    w = get_sample_weights(ids)
+    np.testing.assert_allclose(np.bincount(ids, weights=w), [1000.0, 1000.0, 1000.0])
+
+
+def test_get_sample_weights_rejects_bad_input():
+    from mixweave.weights import get_sample_weights
+
+    with pytest.raises(ValueError, match="`reduce` must be one of"):
+        get_sample_weights([[1, 0]], reduce="min")
+    with pytest.raises(ValueError, match=r"must hold only 0 and 1, got 2 at \[1, 0\]"):
+        get_sample_weights([[1, 0], [2, 0]])
+    with pytest.raises(ValueError, match="must have 2 entries"):
+        get_sample_weights([[1, 0]], class_weights=[1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="class ids in `labels` must be >= 0"):
+        get_sample_weights(np.array([0, -1]))

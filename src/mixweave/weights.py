@@ -21,12 +21,14 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ._validation import check_weights
+from ._validation import check_choice, check_weights
 
 __all__ = [
     "WeightStats",
+    "as_multihot",
     "compose_hierarchical",
     "compose_product",
+    "get_sample_weights",
     "group_shares",
     "inverse_frequency",
     "normalize",
@@ -167,6 +169,101 @@ def inverse_frequency(labels: Any, *, groups: Any = None) -> np.ndarray:
         key = gid.astype(np.int64) * counts.size + inverse
         _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     return 1.0 / counts[inverse].astype(np.float64)
+
+
+def as_multihot(labels: Any, *, name: str = "labels", num_classes: int | None = None) -> np.ndarray:
+    """Return labels as a boolean ``(N, C)`` multi-hot matrix.
+
+    Accepts a multi-hot matrix (bool, or numbers that are all 0 or 1) or a 1-D
+    array of integer class ids, which becomes a one-hot matrix with
+    ``num_classes`` columns (default ``max id + 1``). Torch tensors are accepted.
+
+    Example:
+        >>> as_multihot([2, 0]).astype(int).tolist()
+        [[0, 0, 1], [1, 0, 0]]
+    """
+    if hasattr(labels, "detach") and hasattr(labels, "cpu"):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"`{name}` must be a numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}")
+    if arr.ndim == 1:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"1-D `{name}` must be integer class ids, got dtype {arr.dtype}")
+        if arr.min() < 0:
+            raise ValueError(f"class ids in `{name}` must be >= 0, got {int(arr.min())}")
+        width = int(arr.max()) + 1 if num_classes is None else num_classes
+        if arr.max() >= width:
+            raise ValueError(f"class ids in `{name}` must be < num_classes={width}, got {int(arr.max())}")
+        out = np.zeros((arr.size, width), dtype=bool)
+        out[np.arange(arr.size), arr] = True
+        return out
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must be 1-D class ids or a 2-D (N, C) multi-hot matrix, got shape {arr.shape}")
+    if arr.dtype != bool:
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            row, col = (int(i[0]) for i in np.nonzero(bad))
+            raise ValueError(f"multi-hot `{name}` must hold only 0 and 1, got {arr[row, col].item()!r} at [{row}, {col}]")
+        arr = arr != 0
+    return arr
+
+
+def get_sample_weights(labels: Any, *, reduce: str = "max", class_weights: Any = None) -> np.ndarray:
+    """Per-sample weights from the rarity of each sample's positive classes.
+
+    A sample's weight combines the weights of its positive classes with
+    ``reduce`` (``"max"``, ``"mean"`` or ``"sum"``). Rows with no positive label
+    form their own "no finding" class, weighted like any other class. By default
+    a class weighs ``N / count`` (inverse frequency, the "no finding" class
+    included), so with 1-D class ids every class gets the same total weight.
+
+    Args:
+        labels: ``(N, C)`` multi-hot matrix or ``(N,)`` integer class ids.
+        reduce: how a multi-label row combines its classes' weights.
+        class_weights: optional ``(C,)`` weights to use instead of inverse
+            frequency, or ``(C + 1,)`` with the last entry for "no finding" rows.
+            With ``(C,)``, "no finding" rows keep their inverse-frequency weight.
+
+    Returns:
+        float64 weights of shape ``(N,)``, ready for :class:`~mixweave.WeightedSampler`.
+
+    A class with no positive sample gets weight 0 rather than ``inf``: no row
+    carries it, so it changes nothing.
+
+    Example:
+        >>> labels = [[1, 0], [0, 0], [0, 0], [1, 1]]
+        >>> get_sample_weights(labels).tolist()   # class counts 2, 1; "no finding" 2
+        [2.0, 2.0, 2.0, 4.0]
+    """
+    check_choice(reduce, "reduce", ("max", "mean", "sum"))
+    hot = as_multihot(labels)
+    n, c = hot.shape
+    positives = hot.sum(axis=1)
+    empty = positives == 0
+    counts = hot.sum(axis=0).astype(np.float64)
+    n_empty = int(empty.sum())
+    inverse = np.divide(n, counts, out=np.zeros(c), where=counts > 0)
+    empty_weight = n / n_empty if n_empty else 0.0
+    if class_weights is not None:
+        cw = check_weights(class_weights, "class_weights", allow_all_zero=True)
+        if cw.size not in (c, c + 1):
+            raise ValueError(
+                f"`class_weights` must have {c} entries (one per class) or {c + 1} (plus 'no finding'), got {cw.size}"
+            )
+        inverse = cw[:c]
+        if cw.size == c + 1:
+            empty_weight = float(cw[c])
+    if reduce == "max":
+        combined = np.where(hot, inverse, 0.0).max(axis=1)
+    else:
+        combined = hot.astype(np.float64) @ inverse
+        if reduce == "mean":
+            combined = np.divide(combined, positives, out=combined, where=positives > 0)
+    combined[empty] = empty_weight
+    return combined
 
 
 def group_shares(weights: Any, groups: Any, *, num_groups: int | None = None) -> np.ndarray:
