@@ -31,8 +31,12 @@ def test_pos_weights_formula():
 
 @pytest.mark.parametrize(
     ("counts", "total", "match"),
-    [([5, 0, 3], 10, r"zero count for class\(es\) \[1\]"), ([5, 11], 10, r"exceeds total_samples=10"),
-     ([5, -1], 10, "finite and >= 0"), ([5, 1], 0, "total_samples")],
+    [
+        ([5, 0, 3], 10, r"zero count for class\(es\) \[1\]"),
+        ([5, 11], 10, r"exceeds total_samples=10"),
+        ([5, -1], 10, "finite and >= 0"),
+        ([5, 1], 0, "total_samples"),
+    ],
 )
 def test_pos_weights_rejects_bad_counts(counts, total, match):
     with pytest.raises(ValueError, match=match):
@@ -77,7 +81,9 @@ def test_weighted_bce_equals_torch(batch):
         ours = WeightedBCEWithLogitsLoss(pw, reduction=reduction)(logits, targets)
         ref = torch.nn.BCEWithLogitsLoss(pos_weight=pw.double(), reduction=reduction)(logits, targets)
         torch.testing.assert_close(ours, ref)
-    torch.testing.assert_close(WeightedBCEWithLogitsLoss()(logits, targets), F.binary_cross_entropy_with_logits(logits, targets))
+    torch.testing.assert_close(
+        WeightedBCEWithLogitsLoss()(logits, targets), F.binary_cross_entropy_with_logits(logits, targets)
+    )
 
 
 def _focal_reference(logits, y, alpha, gamma, pos_weight=None):
@@ -109,7 +115,9 @@ def test_focal_per_class_alpha_and_pos_weight(batch):
 
 def test_focal_without_alpha_and_gamma_zero_is_bce(batch):
     logits, targets = batch
-    torch.testing.assert_close(FocalLoss(alpha=None, gamma=0.0)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets))
+    torch.testing.assert_close(
+        FocalLoss(alpha=None, gamma=0.0)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets)
+    )
 
 
 def test_focal_down_weights_easy_examples():
@@ -132,9 +140,10 @@ def test_combined_is_the_weighted_sum(batch):
     logits, targets = batch
     pw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
     got = CombinedLoss(pos_weights=pw, bce_weight=0.6, focal_weight=0.4, alpha=0.3, gamma=1.5)(logits, targets)
-    ref = 0.6 * F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw.double()) + 0.4 * _focal_reference(
-        logits, targets, 0.3, 1.5
-    ).mean()
+    ref = (
+        0.6 * F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw.double())
+        + 0.4 * _focal_reference(logits, targets, 0.3, 1.5).mean()
+    )
     torch.testing.assert_close(got, ref)
 
 

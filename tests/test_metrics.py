@@ -1,3 +1,4 @@
+import itertools
 import warnings
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_tracker_equals_one_shot_over_uneven_batches():
     p, y = _data(n=1000)
     tracker = MetricsTracker(num_classes=6, labels=list("abcdef"), threshold=0.4)
     cuts = [0, 7, 300, 301, 999, 1000]
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         tracker.update(torch.tensor(p[a:b]), torch.tensor(y[a:b]))
     assert tracker.num_samples == 1000
     got, expected = tracker.compute(), compute_metrics(p, y, labels=list("abcdef"), threshold=0.4)

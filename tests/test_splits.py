@@ -50,16 +50,16 @@ def test_quality_beats_a_random_split_by_far():
 def test_deterministic_per_seed_and_input_order_without_seed():
     y = _labels(2000, 1)
     a, b, c = (multilabel_split(y, seed=s) for s in (3, 3, 4))
-    assert all(np.array_equal(x, z) for x, z in zip(a, b))
-    assert not all(np.array_equal(x, z) for x, z in zip(a, c))
+    assert all(np.array_equal(x, z) for x, z in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, z) for x, z in zip(a, c, strict=True))
     d, e = multilabel_split(y, seed=None), multilabel_split(y, seed=None)
-    assert all(np.array_equal(x, z) for x, z in zip(d, e))
+    assert all(np.array_equal(x, z) for x, z in zip(d, e, strict=True))
 
 
 def test_class_ids_are_stratified():
     ids = np.repeat(np.arange(5), [500, 250, 125, 60, 5])
     parts = multilabel_split(ids, (0.6, 0.2, 0.2), seed=0)
-    for p, f in zip(parts, (0.6, 0.2, 0.2)):
+    for p, f in zip(parts, (0.6, 0.2, 0.2), strict=True):
         np.testing.assert_allclose(np.bincount(ids[p], minlength=5), f * np.bincount(ids), atol=1.0)
 
 
@@ -73,7 +73,7 @@ def test_groups_never_span_two_splits():
     owners = [set(patient[p].tolist()) for p in parts]
     assert not (owners[0] & owners[1]) and not (owners[0] & owners[2]) and not (owners[1] & owners[2])
     biggest = np.bincount(patient).max()
-    for p, f in zip(parts, (0.7, 0.15, 0.15)):
+    for p, f in zip(parts, (0.7, 0.15, 0.15), strict=True):
         assert abs(p.size - f * n) <= 2 * biggest
     table = split_prevalence(y, parts)
     assert np.abs(table[1:, :3] - table[0, :3]).max() < 0.02  # common labels still well stratified
@@ -103,7 +103,7 @@ def test_kfold_partitions_and_stratifies():
         assert np.intersect1d(train, test).size == 0 and train.size + test.size == 3000
     counts = np.stack([y[t].sum(axis=0) for t in tests])
     assert (counts[:, y.sum(axis=0) >= 5] > 0).all()
-    assert "MultilabelStratifiedKFold(n_splits=5, random_state=7, shuffle=True)" == repr(cv)
+    assert repr(cv) == "MultilabelStratifiedKFold(n_splits=5, random_state=7, shuffle=True)"
 
 
 def test_kfold_works_inside_sklearn():

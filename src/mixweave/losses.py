@@ -229,7 +229,7 @@ def combined_loss(
 
 
 def _check_gamma(gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not np.isfinite(gamma) or gamma < 0:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not np.isfinite(float(gamma)) or gamma < 0:
         raise ValueError(f"`gamma` must be a finite number >= 0, got {gamma!r}")
     return float(gamma)
 
@@ -266,9 +266,7 @@ class FocalLoss(nn.Module):
     alpha: torch.Tensor | None
     pos_weight: torch.Tensor | None
 
-    def __init__(
-        self, alpha: Any = 0.25, gamma: float = 2.0, reduction: str = "mean", pos_weight: Any = None
-    ) -> None:
+    def __init__(self, alpha: Any = 0.25, gamma: float = 2.0, reduction: str = "mean", pos_weight: Any = None) -> None:
         super().__init__()
         self.gamma = _check_gamma(gamma)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)

@@ -95,7 +95,10 @@ def _defined(y: np.ndarray, names: list[str], what: str) -> np.ndarray:
     ok = (positives > 0) & (positives < y.shape[0])
     if not ok.all():
         missing = [names[j] for j in np.flatnonzero(~ok)]
-        warn(f"{what} is undefined for class(es) {missing}: they have no positive (or no negative) sample; NaN", stacklevel=4)
+        warn(
+            f"{what} is undefined for class(es) {missing}: they have no positive (or no negative) sample; NaN",
+            stacklevel=4,
+        )
     return ok
 
 
@@ -109,9 +112,7 @@ def calculate_auc_roc(
 
 def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
     ok = _defined(y, names, "ROC AUC")
-    return {
-        name: float(skm.roc_auc_score(y[:, j], p[:, j])) if ok[j] else float("nan") for j, name in enumerate(names)
-    }
+    return {name: float(skm.roc_auc_score(y[:, j], p[:, j])) if ok[j] else float("nan") for j, name in enumerate(names)}
 
 
 def get_roc_curves(
@@ -239,10 +240,10 @@ def compute_metrics(
         "hamming_loss": float((fps + fns) / y.size),
         "label_ranking_ap": label_ranking_average_precision(y, p),
         "coverage_error": float(skm.coverage_error(y, p)),
-        "f1_per_class": dict(zip(names, map(float, f1))),
-        "precision_per_class": dict(zip(names, map(float, precision))),
-        "recall_per_class": dict(zip(names, map(float, recall))),
-        "support_per_class": dict(zip(names, map(int, tp + fn))),
+        "f1_per_class": dict(zip(names, map(float, f1), strict=True)),
+        "precision_per_class": dict(zip(names, map(float, precision), strict=True)),
+        "recall_per_class": dict(zip(names, map(float, recall), strict=True)),
+        "support_per_class": dict(zip(names, map(int, tp + fn), strict=True)),
     }
 
 
@@ -268,14 +269,19 @@ class MetricsTracker:
     """
 
     def __init__(
-        self, num_classes: int, labels: Sequence[str] | None = None, threshold: float = 0.5, *, from_logits: bool = False
+        self,
+        num_classes: int,
+        labels: Sequence[str] | None = None,
+        threshold: float = 0.5,
+        *,
+        from_logits: bool = False,
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes", minimum=1)
-        self.labels = _names(labels, self.num_classes)
+        self.labels: list[str] = _names(labels, self.num_classes)
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
             raise ValueError(f"`threshold` must be a number in (0, 1), got {threshold!r}")
-        self.threshold = float(threshold)
-        self.from_logits = bool(from_logits)
+        self.threshold: float = float(threshold)
+        self.from_logits: bool = bool(from_logits)
         self.reset()
 
     def reset(self) -> None:

@@ -136,7 +136,9 @@ def multilabel_split(
         empty = np.flatnonzero((have[:, label] == 0) & (free > 0))
         empty = empty[np.argsort(-f[empty], kind="stable")][:total]
         quota[empty] = 1
-        quota += _allocate(total - int(quota.sum()), np.maximum(desired[:, label] - have[:, label] - quota, 0), free - quota)
+        quota += _allocate(
+            total - int(quota.sum()), np.maximum(desired[:, label] - have[:, label] - quota, 0), free - quota
+        )
         dest = _cut(amount, quota)
         split[items] = dest
         unassigned[items] = False
@@ -196,7 +198,9 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
             raise TypeError(f"`shuffle` must be True or False, got {shuffle!r}")
         if not shuffle and random_state is not None:
             raise ValueError("Setting a random_state has no effect since shuffle is False; leave random_state=None")
-        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)):
+        if random_state is not None and (
+            isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+        ):
             raise TypeError(f"`random_state` must be an int or None, got {type(random_state).__name__}")
         self.shuffle = shuffle
         self.random_state = random_state

@@ -206,7 +206,9 @@ def as_multihot(labels: Any, *, name: str = "labels", num_classes: int | None = 
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             row, col = (int(i[0]) for i in np.nonzero(bad))
-            raise ValueError(f"multi-hot `{name}` must hold only 0 and 1, got {arr[row, col].item()!r} at [{row}, {col}]")
+            raise ValueError(
+                f"multi-hot `{name}` must hold only 0 and 1, got {arr[row, col].item()!r} at [{row}, {col}]"
+            )
         arr = arr != 0
     return arr
 
