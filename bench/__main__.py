@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_mixing, bench_sampler, bench_task
+from . import bench_mixing, bench_multilabel, bench_sampler, bench_task
 from .harness import print_table, save
 
-SUITES = {"sampler": bench_sampler.run, "mixing": bench_mixing.run, "task": bench_task.run}
+SUITES = {
+    "sampler": bench_sampler.run,
+    "mixing": bench_mixing.run,
+    "task": bench_task.run,
+    "multilabel": bench_multilabel.run,
+}
 
 
 def main(argv: list[str]) -> int:
