@@ -315,6 +315,7 @@ def get_balanced_data_loaders(
     num_workers = check_int(num_workers, "num_workers", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+
     def dataset(csv_file: Any, names: Any, transform: Any) -> MultiLabelImageDataset:
         return MultiLabelImageDataset(csv_file, data_dir, names, transform, image_column=image_column, mode=mode)
 
