@@ -11,7 +11,8 @@ SUITES = {
     "sampler": bench_sampler.run,
     "mixing": bench_mixing.run,
     "task": bench_task.run,
-    "multilabel": bench_multilabel.run,
+    "split": bench_multilabel.run_split,
+    "metrics": bench_multilabel.run_metrics,
 }
 
 
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
         suite_rows = SUITES[name]()
         save(suite_rows, f"bench/results/{name}.json")
         rows += suite_rows
+        print_table(suite_rows)  # as each suite ends, so a long run shows its results early
     print_table(rows)
     return 0
 

@@ -125,9 +125,11 @@ def metrics_rows(n: int = 10**6) -> list[Row]:
     rng = np.random.default_rng(0)
     y = (rng.random((n, 14)) < CHESTXRAY14).astype(np.int8)
     p = np.clip(0.3 * y + rng.random((n, 14)) * 0.7, 0, 1).astype(np.float32)
+    got = compute_metrics(p, y)
     ours = best_of(lambda: compute_metrics(p, y))
-    peer = best_of(lambda: sklearn_metrics(p, y))
-    got, ref = compute_metrics(p, y), sklearn_metrics(p, y)
+    reference: list[dict[str, object]] = []
+    peer = best_of(lambda: reference.append(sklearn_metrics(p, y)))  # once: sklearn's ranking AP loops over rows
+    ref = reference[0]
     for key in ("auc_macro", "auc_micro", "f1_macro", "label_ranking_ap", "coverage_error", "hamming_loss"):
         assert abs(got[key] - float(ref[key])) < 1e-9, key
     peak, _ = peak_rss_of(METRICS_MEMORY.format(n=n, prev=CHESTXRAY14.tolist()))
@@ -163,5 +165,9 @@ def metrics_rows(n: int = 10**6) -> list[Row]:
     ]
 
 
-def run() -> list[Row]:
-    return split_rows() + metrics_rows()
+def run_split() -> list[Row]:
+    return split_rows()
+
+
+def run_metrics() -> list[Row]:
+    return metrics_rows()

@@ -109,8 +109,9 @@ def test_transforms_torchvision_style_and_albumentations(tmp_path):
     assert image.shape == (3, 4, 5) and torch.allclose(image, torch.full((3, 4, 5), 2 / 255.0))
 
 
-def test_balanced_loaders_end_to_end_with_workers(tmp_path):
-    y, header, rows = _make(tmp_path, n=200)
+@pytest.mark.parametrize("layout", ["nih", "multihot"])
+def test_balanced_loaders_end_to_end_with_workers(tmp_path, layout):
+    y, header, rows = _make(tmp_path, n=200, layout=layout)
     idx = np.arange(200)
     tr, va, te = idx[:140], idx[140:170], idx[170:]
     paths = [
