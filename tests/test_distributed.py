@@ -55,3 +55,49 @@ def test_ranks_from_process_group_disjoint_union_is_single_plan(tmp_path):
     plan = mixed.plan(1)
     for res in results:
         assert np.array_equal(res["items"], plan.indices[res["positions"]])
+
+
+def test_torchrun_example_shards_one_global_plan(tmp_path):
+    """examples/torchrun_balanced.py under the real launcher: 2 gloo ranks, DDP, the weighted sampler."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from mixweave import WeightedSampler, get_sample_weights
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "torchrun_balanced.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 1: class shares over 2 ranks" in done.stdout
+    rng = np.random.default_rng(0)  # the script's data: features first, then labels
+    rng.normal(size=(2000, 16))
+    y = rng.choice(4, size=2000, p=[0.85, 0.1, 0.04, 0.01])
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for epoch in range(2):
+        reference = WeightedSampler(get_sample_weights(y), num_samples=2000, seed=0, num_replicas=2, rank=0)
+        for r, run in enumerate(runs):
+            mine = WeightedSampler(get_sample_weights(y), num_samples=2000, seed=0, num_replicas=2, rank=r)
+            assert run["seen"][str(epoch)] == mine.plan(epoch).tolist()  # each rank trained on its shard
+        both = np.concatenate([runs[0]["seen"][str(epoch)], runs[1]["seen"][str(epoch)]])
+        assert np.array_equal(np.sort(both), np.sort(reference.global_plan(epoch)))  # together: the global plan
+    assert runs[0]["seen"]["0"] != runs[0]["seen"]["1"]  # a new plan each epoch
