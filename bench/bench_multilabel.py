@@ -149,7 +149,7 @@ def metrics_rows(n: int = 10**6) -> list[Row]:
         Row(
             f"compute_metrics peak RSS, {n:,} x 14 float32",
             f"{peak:.2f} GiB",
-            "torchmetrics binned AUROC: out of memory at 24 GB (issue)",
+            "torchmetrics binned AUROC: out of memory at 24 GB (issue #5, not rerun)",
             "",
             "<= 2 GB",
             peak * 2**30 <= 2e9,

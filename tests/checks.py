@@ -85,3 +85,15 @@ def check_frequencies(drawn: np.ndarray, probs: np.ndarray, *, sigmas: float = 5
     z = np.abs(counts - expected) / sd
     assert (counts[probs == 0] == 0).all(), "zero-weight indices must never be drawn"
     assert z[probs > 0].max() < sigmas, f"max z-score {z.max():.2f} >= {sigmas}"
+
+
+def console_script() -> list[str]:
+    """The installed ``mixweave`` console script (the real entry point), next to this interpreter."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    script = Path(sys.executable).with_name("mixweave")
+    return [str(script)] if script.exists() else [shutil.which("mixweave") or pytest.fail("mixweave not installed")]

@@ -1,17 +1,14 @@
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .checks import console_script
+
 
 def _mixweave():
-    """The installed console script (the real entry point), next to this interpreter."""
-    script = Path(sys.executable).with_name("mixweave")
-    return [str(script)] if script.exists() else [shutil.which("mixweave") or pytest.fail("mixweave not installed")]
+    return console_script()
 
 
 @pytest.fixture(scope="module")
