@@ -41,6 +41,7 @@ from .samplers import PlanSampler, WeightedSampler
 from .sampling_config import CurriculumConfig, JointSamplingConfig, TaskOversamplingConfig, build_sampler
 from .sources import ArrayDataset
 from .splits import MultilabelStratifiedKFold, multilabel_split, split_prevalence
+from .store import ClusterLabeledDataset, ClusterStoreWriter, SampleBatch, collate_with_metadata, store_summary
 from .task_samplers import DynamicCurriculumSampler, JointSampler, TaskAwareSampler
 from .weights import (
     as_multihot,
@@ -55,6 +56,8 @@ from .weights import (
 
 __all__ = [
     "ArrayDataset",
+    "ClusterLabeledDataset",
+    "ClusterStoreWriter",
     "CombinedLoss",
     "CurriculumConfig",
     "CurriculumState",
@@ -70,6 +73,7 @@ __all__ = [
     "MultiLabelImageDataset",
     "MultilabelStratifiedKFold",
     "PlanSampler",
+    "SampleBatch",
     "StratifiedConcatDataset",
     "TaskAwareSampler",
     "TaskOversamplingConfig",
@@ -84,6 +88,7 @@ __all__ = [
     "calculate_auc_roc",
     "calculate_effective_num_samples",
     "calculate_pos_weights",
+    "collate_with_metadata",
     "combined_loss",
     "compose_hierarchical",
     "compose_product",
@@ -102,6 +107,7 @@ __all__ = [
     "plot_roc_curves",
     "read_label_csv",
     "split_prevalence",
+    "store_summary",
     "weight_stats",
     "weighted_bce_with_logits",
     "write_label_csv",
