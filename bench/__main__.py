@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_mixing, bench_multilabel, bench_sampler, bench_task
+from . import bench_mixing, bench_multilabel, bench_sampler, bench_store, bench_task
 from .harness import print_table, save
 
 SUITES = {
@@ -13,6 +13,7 @@ SUITES = {
     "task": bench_task.run,
     "split": bench_multilabel.run_split,
     "metrics": bench_multilabel.run_metrics,
+    "store": bench_store.run,
 }
 
 

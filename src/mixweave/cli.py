@@ -17,12 +17,12 @@ class CLIError(Exception):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
-
     if args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    from .demo import DemoConfig, run_demo  # after the checks: a typo is reported without loading torch
+
     run_demo(DemoConfig(out=Path(args.out), epochs=args.epochs, seed=args.seed))
     return 0
 
