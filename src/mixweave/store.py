@@ -448,14 +448,33 @@ class _SlotCache:
             self.used[slots] = self.tick
             self.slots.update(zip(keys.tolist(), slots.tolist(), strict=True))
 
+    def insert_one(self, key: int, rows_: Sequence[np.ndarray], generation: int) -> None:
+        """Store one sample, in a free slot or the least recently used one."""
+        with self.lock:
+            if generation != self.generation or key in self.slots:
+                return
+            if not self.arrays:
+                self.arrays = [np.empty((self.capacity, *r.shape), dtype=r.dtype) for r in rows_]
+            slot = int(np.argmin(self.used))  # free slots have used == 0
+            if self.keys[slot] >= 0:
+                del self.slots[int(self.keys[slot])]
+            for dst, src in zip(self.arrays, rows_, strict=True):
+                dst[slot] = src
+            self.keys[slot] = key
+            self.tick += 1
+            self.used[slot] = self.tick
+            self.slots[key] = slot
+
     def invalidate(self, key: int | None = None) -> None:
         with self.lock:
             self.generation += 1
             if key is None:
                 self.slots.clear()
                 self.keys[:] = -1
+                self.used[:] = 0
             elif (slot := self.slots.pop(key, None)) is not None:
                 self.keys[slot] = -1
+                self.used[slot] = 0
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -843,7 +862,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         con = self._con()
         cache = self._cache
         if self.cache_size:  # the one-sample path of __getitems__, without its array bookkeeping
-            if cache.slots:
+            if i in cache.slots:  # about to serve from the cache: first make sure no one committed since
                 self._fresh(con)
             with cache.lock:
                 slot = cache.slots.get(i)
@@ -866,7 +885,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             self._decode(row[0], self._label_col, sample_id),
         ]
         if self.cache_size:
-            cache.insert(np.array([i]), [a[None] for a in arrays], None, generation)
+            cache.insert_one(i, arrays, generation)
         return tuple(torch.from_numpy(a) for a in arrays)
 
     def __getitems__(self, indices: Sequence[int]) -> SampleBatch:
@@ -883,8 +902,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if not self.cache_size:
             arrays, meta = self._read(unique)
         else:
-            if len(self._cache):
-                self._fresh(con)
+            if any(map(self._cache.slots.__contains__, unique.tolist())):
+                self._fresh(con)  # some will be served from the cache: first make sure no one committed since
             generation = self._cache.generation
             width = 5 if self.return_metadata else 3
             arrays = [np.empty(0)] * width
