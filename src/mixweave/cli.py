@@ -38,6 +38,8 @@ def _split_names(names: Sequence[str] | None, k: int) -> list[str]:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
+    if not Path(args.csv).is_file():  # before the imports below, which load torch
+        raise FileNotFoundError(f"label CSV not found: {args.csv}")
     import numpy as np
     from rich.console import Console
     from rich.table import Table

@@ -822,11 +822,15 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             (json.dumps(ids.tolist()),),
         ).fetchall()
 
-    def _read(self, idx: np.ndarray) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
+    def _read(
+        self, idx: np.ndarray, order: np.ndarray | None = None
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
         """Rows at unique positions ``idx``: one SQLite query and one fancy index per memmap.
 
         Returns the arrays (base, steering, then the label, or all three
-        labels with metadata) and, with metadata, one dict per row.
+        labels with metadata) and, with metadata, one dict per row. With
+        ``order`` (positions into ``idx``) every output comes in that order:
+        the memmaps are indexed once, straight into it.
         """
         ids = self._sample_ids(idx)
         label_col = f"{self.label_type}_label"
@@ -842,15 +846,18 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             where[np.argsort(ids, kind="stable")] = np.argsort(got, kind="stable")
             fetched = [fetched[j] for j in where.tolist()]
         maps = self._embeddings()
-        emb = self._embedding_rows(idx)
+        emb = self._embedding_rows(idx if order is None else idx[order])
         arrays = [maps["base"][emb], maps["steering"][emb]]
         if not self.return_metadata:
-            arrays.append(self._decode_many([r[1] for r in fetched], label_col, ids))
-            return arrays, None
-        for k, column in enumerate(_LABEL_COLUMNS):
-            arrays.append(self._decode_many([r[6 + k] for r in fetched], column, ids))
-        meta = [dict(zip(_COLUMNS[:1] + _COLUMNS[2:], r[:6], strict=True)) for r in fetched]
-        return arrays, meta
+            labels = [self._decode_many([r[1] for r in fetched], label_col, ids)]
+            meta = None
+        else:
+            labels = [self._decode_many([r[6 + k] for r in fetched], c, ids) for k, c in enumerate(_LABEL_COLUMNS)]
+            meta = [dict(zip(_COLUMNS[:1] + _COLUMNS[2:], r[:6], strict=True)) for r in fetched]
+        if order is not None:
+            labels = [a[order] for a in labels]
+            meta = None if meta is None else [meta[j] for j in order.tolist()]
+        return arrays + labels, meta
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         if self.return_metadata or not isinstance(index, (int, np.integer)) or isinstance(index, bool):
@@ -900,7 +907,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         con = self._con()
         unique, inverse = np.unique(idx, return_inverse=True)
         if not self.cache_size:
-            arrays, meta = self._read(unique)
+            arrays, meta = self._read(unique, inverse)  # embeddings read straight into batch order
+            return self._batch(arrays, meta)
         else:
             if any(map(self._cache.slots.__contains__, unique.tolist())):
                 self._fresh(con)  # some will be served from the cache: first make sure no one committed since
