@@ -67,7 +67,7 @@ def test_demo_errors_are_one_line(argv):
 
 def test_help_of_every_command():
     top = subprocess.run([*_mixweave(), "--help"], capture_output=True, text=True, timeout=120)
-    assert top.returncode == 0 and "demo" in top.stdout and "split" in top.stdout
-    for command in ("demo", "split"):
-        sub = subprocess.run([*_mixweave(), command, "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and all(c in top.stdout for c in ("demo", "split", "store"))
+    for command in ("demo", "split", "store", "store info", "store build"):
+        sub = subprocess.run([*_mixweave(), *command.split(), "--help"], capture_output=True, text=True, timeout=120)
         assert sub.returncode == 0 and f"usage: mixweave {command}" in sub.stdout
