@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -36,15 +35,20 @@ def best_of(fn: Callable[[], Any], repeat: int = 1) -> float:
 
 
 def peak_rss_of(code: str) -> tuple[float, str]:
-    """Run ``code`` in a fresh interpreter; return its peak RSS in GiB and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env={**os.environ})
+    """Run ``code`` in a fresh interpreter; return its own peak RSS in GiB and its stdout.
+
+    The child reports its ``ru_maxrss`` itself: ``RUSAGE_CHILDREN`` in the parent is
+    the maximum over all children so far, which would hide a smaller child.
+    """
+    probe = "\nimport resource as _r\nprint('PEAK_KIB', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code + probe], capture_output=True, text=True, check=False, env={**os.environ}
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kib <= before:  # the maximum is over all children: report what this child printed instead
-        peak_kib = before
-    return peak_kib / 2**20, proc.stdout
+    lines = proc.stdout.splitlines()
+    peak_kib = int(lines[-1].split()[1])
+    return peak_kib / 2**20, "\n".join(lines[:-1])
 
 
 def print_table(rows: list[Row]) -> None:
