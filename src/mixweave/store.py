@@ -1149,8 +1149,17 @@ def collate_with_metadata(batch: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     list; anything else goes to torch's ``default_collate``.
 
     Example:
-        >>> loader = DataLoader(dataset, batch_size=32, collate_fn=collate_with_metadata)  # doctest: +SKIP
-        >>> base, steering, label, metadata = next(iter(loader))  # doctest: +SKIP
+        >>> import numpy as np, tempfile, os
+        >>> from torch.utils.data import DataLoader
+        >>> rng = np.random.default_rng(0)
+        >>> d = os.path.join(tempfile.mkdtemp(), "store")
+        >>> _ = ClusterLabeledDataset.build(d, rng.random((10, 4)), rng.random((10, 4)), np.eye(3)[[0, 1, 2] * 3 + [0]],
+        ...                                 np.eye(3)[[1] * 10], texts=[f"q{i}" for i in range(10)])
+        >>> dataset = ClusterLabeledDataset(d, return_metadata=True)
+        >>> loader = DataLoader(dataset, batch_size=4, collate_fn=collate_with_metadata)
+        >>> base, steering, label, metadata = next(iter(loader))
+        >>> base.shape, [m["text"] for m in metadata]
+        (torch.Size([4, 4]), ['q0', 'q1', 'q2', 'q3'])
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
