@@ -909,34 +909,26 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if not self.cache_size:
             arrays, meta = self._read(unique, inverse)  # embeddings read straight into batch order
             return self._batch(arrays, meta)
-        else:
-            if any(map(self._cache.slots.__contains__, unique.tolist())):
-                self._fresh(con)  # some will be served from the cache: first make sure no one committed since
-            generation = self._cache.generation
-            width = 5 if self.return_metadata else 3
-            arrays = [np.empty(0)] * width
-            meta = [{}] * unique.size if self.return_metadata else None
-            with self._cache.lock:
-                shapes = [a.shape[1:] for a in self._cache.arrays]
-            if shapes:
-                arrays = [np.empty((unique.size, *sh), dtype=np.float32) for sh in shapes]
-                hit = self._cache.lookup(unique, arrays, meta)
-            else:
-                hit = np.zeros(unique.size, dtype=bool)
-                with self._cache.lock:
-                    self._cache.misses += unique.size
-            missing = np.flatnonzero(~hit)
-            if missing.size == unique.size:
-                arrays, meta = self._read(unique)
-                self._cache.insert(unique, arrays, meta, generation)
-            elif missing.size:
-                fresh, fresh_meta = self._read(unique[missing])
-                for dst, src in zip(arrays, fresh, strict=True):
-                    dst[missing] = src
-                if meta is not None and fresh_meta is not None:
-                    for j, m in zip(missing.tolist(), fresh_meta, strict=True):
-                        meta[j] = m
-                self._cache.insert(unique[missing], fresh, fresh_meta, generation)
+        if any(map(self._cache.slots.__contains__, unique.tolist())):
+            self._fresh(con)  # some will be served from the cache: first make sure no one committed since
+        generation = self._cache.generation
+        with self._cache.lock:
+            shapes = [a.shape[1:] for a in self._cache.arrays]  # none before the first insert: then all miss
+        arrays = [np.empty((unique.size, *sh), dtype=np.float32) for sh in shapes]
+        meta = [{}] * unique.size if self.return_metadata else None
+        hit = self._cache.lookup(unique, arrays, meta)
+        missing = np.flatnonzero(~hit)
+        if missing.size == unique.size:
+            arrays, meta = self._read(unique)
+            self._cache.insert(unique, arrays, meta, generation)
+        elif missing.size:
+            fresh, fresh_meta = self._read(unique[missing])
+            for dst, src in zip(arrays, fresh, strict=True):
+                dst[missing] = src
+            if meta is not None and fresh_meta is not None:
+                for j, m in zip(missing.tolist(), fresh_meta, strict=True):
+                    meta[j] = m
+            self._cache.insert(unique[missing], fresh, fresh_meta, generation)
         if unique.size != idx.size or not np.array_equal(unique, idx):
             arrays = [a[inverse] for a in arrays]
             meta = None if meta is None else [meta[j] for j in inverse.tolist()]
