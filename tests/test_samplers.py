@@ -213,3 +213,15 @@ def test_no_global_rng_touched():
     s.plan(3)
     assert np.array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_weights_at_gives_each_epochs_scheduled_weights_without_drawing():
+    def schedule(epoch):
+        return np.array([1.0, 1.0 + epoch, 2.0])
+
+    sampler = WeightedSampler(schedule, num_samples=5, seed=0)
+    for epoch in (0, 3, 1):
+        np.testing.assert_array_equal(sampler.weights_at(epoch), schedule(epoch))
+    assert sampler.epoch == 0  # asking does not move the sampler
+    with pytest.raises(ValueError, match="`epoch` must be"):
+        sampler.weights_at(-1)

@@ -71,6 +71,16 @@ def test_round_trip_every_label_type(built):
             np.testing.assert_allclose(label.numpy(), labels[i], rtol=1e-6)
 
 
+def test_label_matrix_reads_every_label_in_index_order_without_embeddings(built, monkeypatch):
+    _path, data, ds = built
+    combined = 0.3 * data["source_labels"] + 0.7 * data["steering_labels"]
+    monkeypatch.setattr(ClusterLabeledDataset, "_embedding_rows", lambda *a: pytest.fail("embeddings were read"))
+    np.testing.assert_array_equal(ds.label_matrix("source"), data["source_labels"])
+    np.testing.assert_allclose(ds.label_matrix(), combined, rtol=1e-6)  # this dataset's label_type
+    with pytest.raises(ValueError, match="`label_type` must be one of"):
+        ds.label_matrix("soft")
+
+
 def test_getitems_matches_item_reads_with_duplicates_and_negatives(built):
     path, _, _ = built
     for cache_size in (0, 3, 1000):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use (PEP 562)
+    from .config import ConfigError, deep_merge, load_dataset_configs
     from .curriculum import CurriculumState
     from .draw import DrawEngine
     from .imagedata import (
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on 
         WeightSchedule,
         mixture_from_config,
     )
+    from .pipeline import Pipeline, PipelineConfig, from_config
     from .samplers import PlanSampler, WeightedSampler
     from .sampling_config import CurriculumConfig, JointSamplingConfig, TaskOversamplingConfig, build_sampler
     from .sources import ArrayDataset
@@ -74,6 +76,7 @@ _EXPORTS = {
     "ClusterLabeledDataset": "store",
     "ClusterStoreWriter": "store",
     "CombinedLoss": "losses",
+    "ConfigError": "config",
     "CurriculumConfig": "sampling_config",
     "CurriculumState": "curriculum",
     "DrawEngine": "draw",
@@ -87,6 +90,8 @@ _EXPORTS = {
     "MixedDatasetSampler": "mixing",
     "MultiLabelImageDataset": "imagedata",
     "MultilabelStratifiedKFold": "splits",
+    "Pipeline": "pipeline",
+    "PipelineConfig": "pipeline",
     "PlanSampler": "samplers",
     "SampleBatch": "store",
     "StratifiedConcatDataset": "mixing",
@@ -107,7 +112,9 @@ _EXPORTS = {
     "compose_hierarchical": "weights",
     "compose_product": "weights",
     "compute_metrics": "metrics",
+    "deep_merge": "config",
     "focal_loss": "losses",
+    "from_config": "pipeline",
     "get_balanced_data_loaders": "imagedata",
     "get_class_balanced_weights": "losses",
     "get_roc_curves": "metrics",
@@ -115,6 +122,7 @@ _EXPORTS = {
     "group_shares": "weights",
     "inverse_frequency": "weights",
     "label_ranking_average_precision": "metrics",
+    "load_dataset_configs": "config",
     "mixture_from_config": "mixing",
     "multilabel_split": "splits",
     "normalize": "weights",
@@ -146,6 +154,7 @@ __all__ = [
     "ClusterLabeledDataset",
     "ClusterStoreWriter",
     "CombinedLoss",
+    "ConfigError",
     "CurriculumConfig",
     "CurriculumState",
     "DrawEngine",
@@ -159,6 +168,8 @@ __all__ = [
     "MixedDatasetSampler",
     "MultiLabelImageDataset",
     "MultilabelStratifiedKFold",
+    "Pipeline",
+    "PipelineConfig",
     "PlanSampler",
     "SampleBatch",
     "StratifiedConcatDataset",
@@ -180,7 +191,9 @@ __all__ = [
     "compose_hierarchical",
     "compose_product",
     "compute_metrics",
+    "deep_merge",
     "focal_loss",
+    "from_config",
     "get_balanced_data_loaders",
     "get_class_balanced_weights",
     "get_roc_curves",
@@ -188,6 +201,7 @@ __all__ = [
     "group_shares",
     "inverse_frequency",
     "label_ranking_average_precision",
+    "load_dataset_configs",
     "mixture_from_config",
     "multilabel_split",
     "normalize",

@@ -349,6 +349,10 @@ class WeightedSampler(PlanSampler):
         """The current epoch's weights (float64, as given, not normalised)."""
         return self._engine(self._epoch).weights
 
+    def weights_at(self, epoch: int) -> np.ndarray:
+        """The weights ``epoch`` is drawn from (float64, as given, not normalised); nothing is drawn."""
+        return self._engine(check_int(epoch, "epoch", minimum=0)).weights
+
     def weight_stats(self) -> weights_mod.WeightStats:
         """``min``/``max`` probability, ``entropy`` and ``effective_samples`` of the current weights."""
         return weights_mod.weight_stats(self.weights)

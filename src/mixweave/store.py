@@ -972,6 +972,27 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             return sample_id - self._first_id
         return int(np.searchsorted(self._ids, sample_id))
 
+    def _label_chunks(self, column: str, chunk: int = 65_536) -> Any:
+        """Yield ``(sample_ids, labels)`` of ``column`` in sample_id order (= index order), ``chunk`` rows at a time."""
+        cursor = self._con().execute(f"SELECT sample_id, {column} FROM samples ORDER BY sample_id")
+        while batch := cursor.fetchmany(chunk):
+            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
+            yield ids, self._decode_many([r[1] for r in batch], column, ids)
+
+    def label_matrix(self, label_type: str | None = None) -> np.ndarray:
+        """All labels of ``label_type`` (default: this dataset's), float32 ``(len(self), n_clusters)``, row i = index i.
+
+        Read from SQLite in chunks; no embedding is touched. Used to balance
+        or inspect a store without loading its samples.
+        """
+        column = f"{check_choice(label_type or self.label_type, 'label_type', LABEL_TYPES)}_label"
+        out = np.empty((len(self), self.n_clusters), dtype=np.float32)
+        start = 0
+        for ids, labels in self._label_chunks(column):
+            out[start : start + ids.size] = labels
+            start += ids.size
+        return out
+
     def update_labels(
         self,
         sample_id: int,
@@ -1191,15 +1212,12 @@ def store_summary(
             "note": "10% of the samples per process; every DataLoader worker keeps its own cache",
         },
     }
-    con = ds._con()
     for column in _LABEL_COLUMNS:
         one_hot = 0
         entropy = 0.0
         argmax = np.zeros(ds.n_clusters, dtype=np.int64)
-        cursor = con.execute(f"SELECT sample_id, {column} FROM samples ORDER BY sample_id")
-        while batch := cursor.fetchmany(chunk):
-            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
-            labels = ds._decode_many([r[1] for r in batch], column, ids).astype(np.float64)
+        for _, chunk_labels in ds._label_chunks(column, chunk):
+            labels = chunk_labels.astype(np.float64)
             one_hot += int((((labels == 1).sum(axis=1) == 1) & ((labels == 0).sum(axis=1) == ds.n_clusters - 1)).sum())
             p = labels / np.maximum(labels.sum(axis=1, keepdims=True), 1e-300)
             entropy += float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
