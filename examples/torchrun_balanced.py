@@ -57,4 +57,5 @@ for epoch in range(args.epochs):
 
 args.out.mkdir(parents=True, exist_ok=True)
 (args.out / f"rank{rank}.json").write_text(json.dumps({"world": world, "seen": seen}))
+dist.barrier()  # no rank tears gloo down while another still talks to it (that aborts with SIGABRT)
 dist.destroy_process_group()

@@ -44,6 +44,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch.utils.data import Dataset
 
 from . import weights as wm
 from .config import ConfigError, dotted, load_dataset_configs, load_yaml_with_extends
@@ -594,7 +595,7 @@ class _ComposedSampler(WeightedSampler):
         return None if self.inner is None else self.inner._weights_version()
 
 
-class _FlatConcat:
+class _FlatConcat(Dataset[Any]):
     """The sources end to end (one flat index space), with a batched ``__getitems__`` (one read per source)."""
 
     def __init__(self, datasets: Sequence[Any]) -> None:
@@ -651,7 +652,7 @@ class Pipeline:
     @property
     def num_samples(self) -> int:
         """Indices drawn per epoch, across all ranks."""
-        return int(self.sampler.global_plan(0).size) if self.config.sampler.type != "none" else len(self.dataset)
+        return int(self.sampler.num_samples) if self.config.sampler.type != "none" else len(self.dataset)
 
     def train_loader(self, **overrides: Any) -> Any:
         """A ``DataLoader`` over :attr:`dataset` with :attr:`sampler` and the ``loader`` settings; ``overrides`` win."""
