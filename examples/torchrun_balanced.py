@@ -10,6 +10,7 @@ trained on to ``OUT/rank{R}.json``; together the ranks cover the single-process 
 """
 
 import argparse
+import gc
 import json
 from pathlib import Path
 
@@ -57,5 +58,11 @@ for epoch in range(args.epochs):
 
 args.out.mkdir(parents=True, exist_ok=True)
 (args.out / f"rank{rank}.json").write_text(json.dumps({"world": world, "seen": seen}))
-dist.barrier()  # no rank tears gloo down while another still talks to it (that aborts with SIGABRT)
+# Free DDP now (its reducer keeps the gloo process group and its threads alive; gc breaks the
+# cycles) and wait for every rank before tearing gloo down. Otherwise those threads can still be
+# running when the interpreter exits, and the rank aborts ("terminate called without an active
+# exception", SIGABRT) after its work is done.
+del model, optimizer
+gc.collect()
+dist.barrier()
 dist.destroy_process_group()
