@@ -475,6 +475,17 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"sources": [npy_source("real")], "mixture": {"mode": "sometimes"}}))
     with pytest.raises(ConfigError, match=r"bad\.yaml: `mixture\.mode`: Input should be 'random' or 'exact'"):
         from_config(path)
+    built = tmp_path / "weights.yaml"  # an error found while building, after validation: file and key both kept
+    built.write_text(
+        yaml.safe_dump(
+            {"sources": [npy_source("real"), npy_source("synthetic")], "mixture": {"weights": {"real": 1.0}}}
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"weights\.yaml: `mixture\.weights`: must give a weight to every source"
+    ) as info:
+        from_config(built)
+    assert (info.value.path, info.value.key) == (str(built), "mixture.weights")
     with pytest.raises(TypeError, match=r"`config` must be a path, a mapping or an OmegaConf DictConfig, got int"):
         from_config(3)
 

@@ -66,10 +66,17 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, key: str | None = None) -> None:
+        self.message = message
         self.path = None if path is None else str(path)
         self.key = key
         where = "".join(part for part in (self.path and f"{self.path}: ", key and f"`{key}`: ") if part)
         super().__init__(f"{where}{message}")
+
+    def in_file(self, path: str | os.PathLike[str] | None) -> ConfigError:
+        """This error, naming ``path`` as its file if it names none yet (the key is kept)."""
+        if self.path is not None or path is None:
+            return self
+        return ConfigError(self.message, path=path, key=self.key)
 
 
 def dotted(*parts: str | int) -> str:
@@ -141,27 +148,21 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         >>> deep_merge({"t": {"source": "stim", "ops": [1, 2]}, "seed": 1}, {"t": {"ops": [3]}})
         {'t': {'source': 'stim', 'ops': [3]}, 'seed': 1}
     """
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {}  # the base's key order, then keys new in the override (as a reader of the YAML expects)
     for key, value in base.items():
-        if key not in override:
-            out[key] = copy.deepcopy(value)
+        new = override.get(key, value)
+        both = isinstance(new, Mapping) and isinstance(value, Mapping) and key in override
+        out[key] = deep_merge(value, new) if both else copy.deepcopy(new)
     for key, value in override.items():
-        old = base.get(key)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            out[key] = deep_merge(old, value)
-        else:
+        if key not in base:
             out[key] = copy.deepcopy(value)
-    return _reorder(out, base, override)
+    return out
 
 
-def _reorder(out: dict[str, Any], base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the base's key order, then the keys new in the override (what a reader of the YAML expects)."""
-    order = [k for k in base if k in out] + [k for k in override if k not in base]
-    return {k: out[k] for k in order}
-
-
-def _replaced_mappings(base: Mapping[str, Any], override: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
-    """Dotted keys where ``override`` replaces a mapping by a non-mapping (legal, but often a mistake)."""
+def _replaced_mappings(
+    base: Mapping[str, Any], override: Mapping[str, Any], prefix: str = ""
+) -> Iterable[tuple[str, Any]]:
+    """``(dotted key, new value)`` where ``override`` replaces a mapping by a non-mapping (legal, often a mistake)."""
     for key, value in override.items():
         old = base.get(key)
         where = f"{prefix}.{key}" if prefix else str(key)
@@ -169,7 +170,7 @@ def _replaced_mappings(base: Mapping[str, Any], override: Mapping[str, Any], pre
             if isinstance(value, Mapping):
                 yield from _replaced_mappings(old, value, where)
             elif value is not None:
-                yield where
+                yield where, value
 
 
 def _check_extends(value: Any, path: Path) -> list[Path]:
@@ -211,9 +212,9 @@ def load_yaml_with_extends(path: str | os.PathLike[str], *, _chain: tuple[Path, 
 
 
 def _warn_replaced(base: Mapping[str, Any], own: Mapping[str, Any], path: Path, what: str) -> None:
-    for where in _replaced_mappings(base, own):
+    for where, value in _replaced_mappings(base, own):
         warnings.warn(
-            f"{path}: `{where}` replaces the mapping of {what} with a {type(_get(own, where)).__name__}; "
+            f"{path}: `{where}` replaces the mapping of {what} with a {type(value).__name__}; "
             "mappings are merged key by key, other values replace them whole (and merging stops being associative)",
             UserWarning,
             stacklevel=3,
@@ -381,13 +382,6 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
         merged["_parent_config_path"] = str(path)
         configs.append(merged)
     return configs
-
-
-def _get(config: Mapping[str, Any], dotted_key: str) -> Any:
-    node: Any = config
-    for part in dotted_key.split("."):
-        node = node[part]
-    return node
 
 
 def describe(configs: Sequence[Mapping[str, Any]]) -> str:

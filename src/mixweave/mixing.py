@@ -174,13 +174,7 @@ class _MixedDataset(Dataset[Any]):
         ``TensorDataset`` is read by fancy indexing; others item by item.
         """
         located = self._locate(self.epoch, self._positions(indices))
-        out: list[Any] = [None] * len(located.sources)
-        for source, slots in enumerate(_grouped(located.sources, len(self.datasets))):
-            if slots.size:
-                items = _fetch(self.datasets[source], located.indices[slots])
-                for slot, item in zip(slots.tolist(), items, strict=True):
-                    out[slot] = item
-        return out
+        return _fetch_located(self.datasets, located.sources, located.indices)
 
     # inspection and state ----------------------------------------------------
     def report(self, epoch: int | None = None) -> dict[str, list[float]]:
@@ -215,6 +209,16 @@ class _MixedDataset(Dataset[Any]):
         self.seed = check_int(state_dict["seed"], "state_dict['seed']")
         self.set_epoch(state_dict["epoch"])
         self._cache = None
+
+
+def _fetch_located(datasets: Sequence[Any], sources: np.ndarray, items: np.ndarray) -> list[Any]:
+    """Item ``items[i]`` of ``datasets[sources[i]]`` for every ``i``, in order, with one batched read per source."""
+    out: list[Any] = [None] * len(sources)
+    for source, slots in enumerate(_grouped(sources, len(datasets))):
+        if slots.size:
+            for slot, item in zip(slots.tolist(), _fetch(datasets[source], items[slots]), strict=True):
+                out[slot] = item
+    return out
 
 
 def _fetch(dataset: Any, items: np.ndarray) -> list[Any]:

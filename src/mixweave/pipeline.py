@@ -276,7 +276,7 @@ def _from_mixed_data(section: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     }
     unknown = sorted(set(section) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(known)}", key=dotted(prefix + unknown[0]))
+        raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(known)}", key=prefix + unknown[0])
     specs = section.get("datasets")
     if not isinstance(specs, list) or not specs:
         raise ConfigError(f"must be a non-empty list of sources, got {specs!r}", key=prefix + "datasets")
@@ -412,9 +412,7 @@ def load_pipeline_config(
                 raise ConfigError("give `sampler` or `sampling`, not both", key="sampling")
             raw["sampler"] = _translate_sampling(raw.pop("sampling"))
     except ConfigError as exc:
-        if exc.path is None and path is not None:
-            raise ConfigError(str(exc), path=path, key=None) from None
-        raise
+        raise exc.in_file(path) from None
     validated = _validate(raw, path)
     base = path.parent if path is not None else Path.cwd()
     root = Path(base, validated.root) if validated.root is not None else base
@@ -610,19 +608,11 @@ class _FlatConcat(Dataset[Any]):
         return self.datasets[s][int(index - self.offsets[s])]
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
-        from .draw import _grouped
-        from .mixing import _fetch
+        from .mixing import _fetch_located
 
         idx = np.asarray(indices, dtype=np.int64)
         sources = np.searchsorted(self.offsets, idx, side="right") - 1
-        out: list[Any] = [None] * idx.size
-        for s, slots in enumerate(_grouped(sources, len(self.datasets))):
-            if slots.size:
-                for slot, item in zip(
-                    slots.tolist(), _fetch(self.datasets[s], idx[slots] - self.offsets[s]), strict=True
-                ):
-                    out[slot] = item
-        return out
+        return _fetch_located(self.datasets, sources, idx - self.offsets[sources])
 
 
 @dataclass
@@ -722,8 +712,12 @@ def _stack_labels(arrays: list[Any]) -> np.ndarray:
     return np.concatenate([wm.as_multihot(a, num_classes=width) for a in arrays])
 
 
-def _within_factor(built: list[_Built], spec: SamplerSpec, offsets: np.ndarray, seed: int) -> tuple[Any, Any]:
-    """``(epoch -> factor, curriculum state)`` for the sampler; the factor acts inside each source."""
+def _within_factor(built: list[_Built], spec: SamplerSpec) -> tuple[Callable[[int], np.ndarray], Any]:
+    """``(epoch -> factor, inner sampler or None)``; the factor acts inside each source.
+
+    For task/curriculum/joint the factor is the weights of the matching
+    sampler over all rows (its ``curriculum_state`` is the one to advance).
+    """
     from .task_samplers import DynamicCurriculumSampler, JointSampler, TaskAwareSampler
 
     def need(role: str) -> np.ndarray:
@@ -737,25 +731,21 @@ def _within_factor(built: list[_Built], spec: SamplerSpec, offsets: np.ndarray, 
         return out
 
     if spec.type == "class_balanced":
-        parts = [wm.get_sample_weights(b.labels, reduce=spec.reduce) for b in built]  # per source: its own rarity
-        factor = np.concatenate(parts)
+        factor = np.concatenate([wm.get_sample_weights(b.labels, reduce=spec.reduce) for b in built])  # own rarity
         return (lambda epoch: factor), None
-    common = dict(seed=seed)
     inner: Any
-    state = None
     if spec.type == "task_aware":
         assert spec.alpha is not None
-        inner = TaskAwareSampler(need("tasks"), spec.alpha, **common)
+        inner = TaskAwareSampler(need("tasks"), spec.alpha)
     else:
         assert spec.curriculum is not None
         state = spec.curriculum.make_state()
         quality: Any = need("quality")
         if spec.type == "curriculum":
-            inner = DynamicCurriculumSampler(quality, state, **common)
+            inner = DynamicCurriculumSampler(quality, state)
         else:
-            targets = need("tasks")
-            inner = JointSampler(targets, quality, state, spec.alpha, spec.composition_mode, **common)
-    return inner.weights_at, (state, inner)
+            inner = JointSampler(need("tasks"), quality, state, spec.alpha, spec.composition_mode)
+    return inner.weights_at, inner
 
 
 def from_config(
@@ -823,10 +813,8 @@ def from_config(
                 shares = _shares(mix, names, [s.weight for s in cfg.sources], "mixture")
                 schedule = WeightSchedule(shares if isinstance(shares, dict) else {0: shares}, mix.interpolation)
                 source_shares = schedule
-            factor, extra = _within_factor(built, cfg.sampler, offsets, cfg.seed)
-            inner = None
-            if extra is not None:
-                state, inner = extra
+            factor, inner = _within_factor(built, cfg.sampler)
+            state = getattr(inner, "curriculum_state", None)
 
             def weights(epoch: int) -> np.ndarray:
                 return wm.compose_hierarchical(groups, source_shares(epoch), within=factor(epoch))
@@ -846,9 +834,7 @@ def from_config(
             )
             dataset = _FlatConcat(datasets)
     except ConfigError as exc:
-        if exc.path is None and path is not None:
-            raise ConfigError(str(exc), path=path) from None
-        raise
+        raise exc.in_file(path) from None
     return Pipeline(
         cfg, dataset, sampler, dict(zip(names, datasets, strict=True)), offsets, state, sessions, path, built
     )
