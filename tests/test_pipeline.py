@@ -470,6 +470,57 @@ def test_config_errors_name_the_key(cfg: dict[str, Any], match: str) -> None:
         from_config(cfg)
 
 
+MIXED = {"type": "real", "image": str(DATA / "real_image.npy")}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        (
+            {"sources": [npy_source("real")], "mixture": {"weights": [1.0], "schedule": {0: [1.0]}}},
+            r"`mixture`: give `weights` or `schedule`, not both",
+        ),
+        (
+            {"sources": [npy_source("real")], "mixture": {"strategy": "uniform", "weights": [1.0]}},
+            r"`mixture`: `weights`/`schedule` apply to strategy 'weighted', not 'uniform'",
+        ),
+        ({"sources": [npy_source("real", path="x.npz")]}, r"`sources\[0\]`: `path` is for npz/hdf5 files"),
+        (
+            {"sources": [npy_source("real", weight=1.0), npy_source("synthetic")]},
+            r"`sources`: sources \['synthetic'\] have no `weight` while others do",
+        ),
+        (
+            {"sources": [npy_source("real"), npy_source("synthetic")], "mixture": {"weights": [1.0]}},
+            r"`mixture\.weights`: must have one weight per source \(2: \['real', 'synthetic'\]\), got 1",
+        ),
+        (
+            {"sources": [npy_source("real"), npy_source("synthetic")], "mixture": {"schedule": {3: {"real": 1.0}}}},
+            r"`mixture\.schedule\.3`: must give a weight to every source",
+        ),
+        (
+            {"sources": [{"type": "python", "factory": "missing_file.py:build"}]},
+            r"`sources\[0\]\.factory`: factory file not found: .*missing_file\.py",
+        ),
+        (
+            {"sources": [{"type": "python", "factory": "not a factory"}]},
+            r"`sources\[0\]\.factory`: String should match",
+        ),
+        ({"data": {"datasets": "x"}}, r"`data\.datasets`: must be a non-empty list of sources"),
+        ({"data": {"datasets": ["x.npy"]}}, r"`data\.datasets\[0\]`: must be a mapping with an `image` path"),
+        (
+            {"data": {"datasets": [{**MIXED, "mask": "m.npy"}]}},
+            r"`data\.datasets\[0\]`: unknown key\(s\) \['mask'\]; a dataset has `type`, `image` and `label`",
+        ),
+        ({"data": {"datasets": [{**MIXED, "image": "a.png"}]}}, r"`data\.datasets\[0\]`: `image` must end in one of"),
+        ({"data": {"datasets": [MIXED]}}, r"`data\.dataset_weights`: is required with mixing_strategy 'weighted'"),
+        ({"extends": "base.yaml", "sources": []}, r"`extends`: `extends` and `sessions` need a config file"),
+    ],
+)
+def test_more_config_errors_name_the_key(cfg: dict[str, Any], match: str) -> None:
+    with pytest.raises((ConfigError, FileNotFoundError), match=match):
+        from_config(cfg)
+
+
 def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"sources": [npy_source("real")], "mixture": {"mode": "sometimes"}}))
@@ -562,3 +613,10 @@ def test_config_show_cli_prints_the_merged_sessions() -> None:
         [*console_script(), "config", "show", str(parent), "--session", "nope"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--session ['nope'] not in" in bad.stderr
+
+
+def test_empty_source_is_an_error_naming_it(tmp_path: Path) -> None:
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3), dtype=np.float32))
+    cfg = {"root": str(tmp_path), "sources": [{"name": "void", "type": "npy", "fields": {"x": "empty.npy"}}]}
+    with pytest.raises(ConfigError, match=r"`sources`: \['sources\[0\] \(void\)'\] hold no rows"):
+        from_config(cfg)
