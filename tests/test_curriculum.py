@@ -71,3 +71,14 @@ def test_bad_updates_and_states():
         state.set_phase("cooldown")
     with pytest.raises(ValueError, match=r"`state_dict` is missing key 'bad_epochs'"):
         state.load_state_dict({"phase": "warmup", "best": None})
+
+
+def test_update_without_process_group_is_local_and_sync_true_says_why():
+    state = CurriculumState(patience=1)
+    state.update(1.0)
+    assert state.update(1.0) and state.phase == "expand"  # sync=None: no process group, plain local update
+    with pytest.raises(RuntimeError, match=r"sync=True.*process group"):
+        state.update(1.0, sync=True)
+    assert state.bad_epochs == 0  # refused before anything changed
+    with pytest.raises(ValueError, match="val_loss"):
+        state.update(True)

@@ -5,7 +5,18 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from mixweave import WeightedConcatDataset, WeightedSampler
+from mixweave import (
+    CurriculumState,
+    DynamicCurriculumSampler,
+    JointSampler,
+    StratifiedConcatDataset,
+    TaskAwareSampler,
+    UniformConcatDataset,
+    WeightedConcatDataset,
+    WeightedSampler,
+    get_sample_weights,
+    inverse_frequency,
+)
 
 WEIGHTS = np.linspace(0.0, 1.0, 101)
 
@@ -55,6 +66,132 @@ def test_ranks_from_process_group_disjoint_union_is_single_plan(tmp_path):
     plan = mixed.plan(1)
     for res in results:
         assert np.array_equal(res["items"], plan.indices[res["positions"]])
+
+
+# --- every sampler and mixed dataset, 3 gloo ranks, nothing passed but the process group --------------
+
+WORLD = 3
+N_ROWS = 600
+
+
+def _data():
+    rng = np.random.default_rng(7)
+    labels = rng.choice(4, size=N_ROWS, p=[0.7, 0.2, 0.07, 0.03])
+    tasks = rng.choice(5, size=N_ROWS, p=[0.5, 0.3, 0.1, 0.07, 0.03])
+    quality = rng.choice(["high", "medium", "low"], size=N_ROWS, p=[0.5, 0.3, 0.2])
+    return labels, tasks, quality
+
+
+def _objects(world=None, rank=None, phase=None):
+    """Every sampler kind, built the same way on each rank; world/rank None = from the process group."""
+    labels, tasks, quality = _data()
+    kw = {"num_replicas": world, "rank": rank}
+    state_c, state_j = CurriculumState(patience=2), CurriculumState(patience=2)
+    if phase is not None:
+        state_c.set_phase(phase)
+        state_j.set_phase(phase)
+    samplers = {
+        "class_balanced": WeightedSampler(get_sample_weights(labels), num_samples=3001, seed=5, **kw),
+        "class_balanced_drop_last": WeightedSampler(
+            get_sample_weights(labels), num_samples=3001, seed=5, drop_last=True, **kw
+        ),
+        "without_replacement": WeightedSampler(
+            np.linspace(0.0, 1.0, N_ROWS), num_samples=400, replacement=False, seed=5, **kw
+        ),
+        "sources_80_20_exact": WeightedSampler.from_sources(
+            [400, 200], [0.8, 0.2], num_samples=1000, within=inverse_frequency(labels), seed=5, **kw
+        ),
+        "task_aware": TaskAwareSampler(tasks, alpha=0.5, num_samples=1001, seed=5, **kw),
+        "curriculum": DynamicCurriculumSampler(quality, state_c, num_samples=1001, seed=5, **kw),
+        "joint": JointSampler(tasks, quality, state_j, task_alpha=0.5, num_samples=1001, seed=5, **kw),
+    }
+    sources = [list(range(100)), list(range(1000, 1030)), list(range(2000, 2007))]
+    mixed = {
+        "weighted_concat": WeightedConcatDataset(sources, [0.5, 0.3, 0.2], length=200, seed=5),
+        "weighted_concat_exact": WeightedConcatDataset(sources, [0.5, 0.3, 0.2], length=200, seed=5, mode="exact"),
+        "stratified_concat": StratifiedConcatDataset(sources, 200),
+        "uniform_concat": UniformConcatDataset(sources, seed=5),
+    }
+    for name, ds in list(mixed.items()):
+        samplers[name] = ds.sampler(**kw)
+    return samplers, mixed, (state_c, state_j)
+
+
+def _every_sampler_worker(rank, world, init_file, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        samplers, mixed, states = _objects()
+        out = {}
+        for epoch in (0, 1):
+            if epoch == 1:
+                # rank 0 sees a plateau (its phase would advance after patience 2), the others keep
+                # improving: after the collective update every rank must hold rank 0's decision
+                losses = [1.0, 1.0, 1.0] if rank == 0 else [1.0, 0.5, 0.25]
+                changed = [[state.update(x) for x in losses] for state in states]
+                out["phase_changed"] = np.array(changed)
+                out["phase"] = np.array([state.phase_index for state in states])
+            for name, sampler in samplers.items():
+                assert (sampler.num_replicas, sampler.rank) == (world, rank), name
+                sampler.set_epoch(epoch)
+                drawn = list(sampler)
+                out[f"{name}/{epoch}"] = np.array(drawn)
+                if name in mixed:  # what a DataLoader would fetch from the dataset at these positions
+                    out[f"{name}/items/{epoch}"] = np.array([mixed[name][p] for p in drawn])
+        np.savez(f"{out_dir}/rank{rank}.npz", **out)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _interleave(shards):
+    """Positions r, r+W, ... of each rank back into plan order."""
+    return np.stack(shards, axis=1).ravel()
+
+
+@pytest.mark.slow
+def test_every_sampler_and_mixed_dataset_under_gloo(tmp_path):
+    mp.spawn(_every_sampler_worker, args=(WORLD, str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(WORLD)]
+
+    # the curriculum decision is rank 0's on every rank (rank 0 alone saw the plateau)
+    for res in ranks:
+        assert res["phase"].tolist() == [1, 1]  # 'expand' for both curriculum states
+        assert res["phase_changed"].tolist() == [[False, False, True]] * 2
+    single, mixed, _ = _objects(1, 0)
+    after_plateau, _, _ = _objects(1, 0, phase="expand")
+    explicit = {e: [_objects(WORLD, r, phase="expand" if e else None)[0] for r in range(WORLD)] for e in (0, 1)}
+    for name in single:
+        for epoch in (0, 1):
+            ref = (after_plateau if epoch == 1 else single)[name]
+            expected = ref.global_plan(epoch)
+            shards = [res[f"{name}/{epoch}"] for res in ranks]
+            assert len({s.size for s in shards}) == 1, f"{name}: ranks must yield equal counts"
+            got = _interleave(shards)
+            if ref.drop_last:  # the tail that does not fill a round is dropped
+                assert got.size == expected.size // WORLD * WORLD
+                assert np.array_equal(got, expected[: got.size]), name
+            else:  # disjoint positions covering the plan, padded by wrapping to its start
+                assert np.array_equal(got[: expected.size], expected), f"{name} epoch {epoch}"
+                assert np.array_equal(got[expected.size :], expected[: got.size - expected.size]), name
+            for r, shard in enumerate(shards):  # each rank's shard is what an explicit (W, r) plans
+                assert np.array_equal(shard, explicit[epoch][r][name].plan(epoch)), f"{name} rank {r}"
+            if name in mixed:
+                items = _interleave([res[f"{name}/items/{epoch}"] for res in ranks])[: expected.size]
+                plan = mixed[name].plan(epoch)
+                values = np.concatenate([np.asarray(src) for src in mixed[name].datasets])
+                offsets = np.concatenate([[0], np.cumsum(mixed[name].sizes)[:-1]])
+                assert np.array_equal(items, values[offsets[plan.sources] + plan.indices]), name
+
+    # realised shares over all ranks: classes balanced, sources 80/20 exact
+    labels, _, _ = _data()
+    union = _interleave([res["class_balanced/0"] for res in ranks])[:3001]  # without the wrapped padding
+    shares = np.bincount(labels[union], minlength=4) / union.size
+    assert np.abs(shares - 0.25).max() < 0.04  # 5 binomial sd at n = 3001 is 0.039
+    union = _interleave([res["sources_80_20_exact/1"] for res in ranks])[:1000]
+    assert int((union < 400).sum()) == 800
+    # the uniform concatenation covers every item exactly once per epoch across the ranks
+    items = _interleave([res["uniform_concat/items/0"] for res in ranks])[:137]
+    assert np.sort(items).tolist() == sorted([*range(100), *range(1000, 1030), *range(2000, 2007)])
 
 
 def test_torchrun_example_shards_one_global_plan(tmp_path):

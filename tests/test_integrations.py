@@ -14,12 +14,12 @@ QUALITY = np.array(["high"] * 100 + ["medium"] * 100 + ["low"] * 100)
 
 
 def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None, **trainer_kwargs):
-    """Run a quiet single-process CPU Trainer; returns it."""
+    """Run a quiet CPU Trainer (one process unless ``devices``/``strategy`` say otherwise); returns it."""
     import lightning.pytorch as pl
 
+    trainer_kwargs.setdefault("devices", 1)
     trainer = pl.Trainer(
         accelerator="cpu",
-        devices=1,
         max_epochs=max_epochs,
         logger=False,
         enable_checkpointing=False,
@@ -210,3 +210,44 @@ def test_reset_early_stopping_on_phase_change(tmp_path):
     # three phase changes (epochs 1-3) restarts its patience, so it stops 3 epochs later
     assert _run_with_early_stopping(tmp_path / "plain", reset=False) == 3
     assert _run_with_early_stopping(tmp_path / "reset", reset=True) == 6
+
+
+@pytest.mark.slow
+def test_lightning_ddp_spawn_two_ranks_shard_one_plan_and_agree_on_the_curriculum(tmp_path):
+    """A real 2-process Trainer (ddp_spawn, gloo): each rank trains on its shard of the global plan.
+
+    ``use_distributed_sampler=False`` keeps Lightning from wrapping the sampler (it
+    would shard the rank's shard again); the curriculum phase follows rank 0.
+    """
+    import json
+
+    from mixweave.callbacks import CurriculumCallback
+
+    from .lightning_ddp import CurriculumData, RecordingModule, make_sampler
+
+    state = CurriculumState(patience=1)
+    _fit(
+        tmp_path,
+        RecordingModule(str(tmp_path), state),
+        datamodule=CurriculumData(state),
+        callbacks=[CurriculumCallback(state)],
+        max_epochs=4,
+        devices=2,
+        strategy="ddp_spawn",
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [run["world"] for run in runs] == [2, 2]
+    # epoch 0 sets the best loss; with patience 1 every later epoch is a plateau on rank 0 (a new phase)
+    expected_phases = {"0": "warmup", "1": "warmup", "2": "expand", "3": "robust"}
+    assert runs[0]["phases"] == expected_phases
+    assert runs[1]["phases"] == expected_phases  # rank 1's own losses kept falling: it follows rank 0
+    for epoch in range(4):
+        reference = CurriculumState(patience=1)
+        reference.set_phase(expected_phases[str(epoch)])
+        shards = [make_sampler(reference, num_replicas=2, rank=r).plan(epoch) for r in range(2)]
+        for r in range(2):
+            assert runs[r]["seen"][str(epoch)] == shards[r].tolist(), f"rank {r} epoch {epoch}"
+        single = make_sampler(reference, num_replicas=1, rank=0).global_plan(epoch)
+        assert np.array_equal(np.stack(shards, axis=1).ravel(), single)  # disjoint, union = the global plan

@@ -7,9 +7,11 @@ Example (not run here)::
     from mixweave.callbacks import CurriculumCallback
     trainer = Trainer(callbacks=[CurriculumCallback(state, monitor="val_loss")])
 
-Under DDP, log the monitored metric with ``sync_dist=True``: every rank then
-sees the same all-reduced value and takes the same phase decision, so no
-broadcast is needed.
+Under DDP every rank runs the callback and :meth:`CurriculumState.update`
+broadcasts rank 0's decision to all ranks (NOTE [ Curriculum under
+torch.distributed ] in :mod:`mixweave.curriculum`), so the ranks' shards stay
+parts of one plan. Log the monitored metric with ``sync_dist=True`` so that
+rank 0 decides on the mean over all ranks rather than on its own shard.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ class CurriculumCallback(pl.Callback):
                             float("inf") if callback.mode == "min" else float("-inf")
                         )
         self.history.append((trainer.current_epoch, self.curriculum_state.phase))
-        pl_module.log("curriculum_phase", float(self.curriculum_state.phase_index))
+        # the phase is equal on all ranks (rank 0 decides); syncing only silences the DDP advice
+        pl_module.log("curriculum_phase", float(self.curriculum_state.phase_index), sync_dist=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"curriculum": self.curriculum_state.state_dict(), "history": self.history}

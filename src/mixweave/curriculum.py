@@ -4,6 +4,19 @@
 samplers read :meth:`CurriculumState.sampling_probs` whenever they plan an
 epoch, so a phase change takes effect without rebuilding anything.
 
+NOTE [ Curriculum under torch.distributed ]
+    Every rank holds its own ``CurriculumState`` and plans its own shard, so
+    the ranks must agree on the phase or their shards stop being parts of one
+    global plan. mixweave makes rank 0 decide: when a process group with more
+    than one rank is initialised, :meth:`CurriculumState.update` applies the
+    loss on every rank and then broadcasts rank 0's resulting state (phase,
+    best loss, plateau count) to all ranks, which adopt it. The call is
+    therefore a collective: every rank must call ``update`` for the same
+    epoch (Lightning's ``on_validation_epoch_end`` does). Logging the loss
+    with ``sync_dist=True`` is still wise (rank 0 then decides on the mean over
+    ranks), but correctness no longer depends on it. ``update(..., sync=False)``
+    keeps the state local.
+
 Example:
     >>> state = CurriculumState(patience=2)
     >>> state.phase, state.sampling_probs()["high"]
@@ -34,6 +47,27 @@ DEFAULT_PHASES: dict[str, dict[str, float]] = {
     "robust": {"high": 0.4, "medium": 0.35, "low": 0.25},
     "polish": {"high": 0.7, "medium": 0.2, "low": 0.1},
 }
+
+
+def _distributed_world() -> int:
+    """The process group's size, or 0 when torch.distributed is not initialised (torch imported lazily)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _broadcast_from_rank0(phase_index: int, best: float, bad_epochs: int) -> tuple[int, float, int]:
+    """Rank 0's ``(phase_index, best, bad_epochs)`` on every rank (a collective over the default group)."""
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device("cpu")
+    if dist.get_backend() == "nccl":  # nccl only moves CUDA tensors
+        device = torch.device("cuda", torch.cuda.current_device())
+    values = torch.tensor([float(phase_index), best, float(bad_epochs)], dtype=torch.float64, device=device)
+    dist.broadcast(values, src=0)
+    phase, best_loss, bad = values.tolist()
+    return int(phase), float(best_loss), int(bad)
 
 
 class CurriculumState:
@@ -98,23 +132,38 @@ class CurriculumState:
         """The current phase's probability for each quality."""
         return dict(self.phases[self.phase])
 
-    def update(self, val_loss: float) -> bool:
+    def update(self, val_loss: float, *, sync: bool | None = None) -> bool:
         """Record one epoch's validation loss; return True when this starts the next phase.
 
         After ``patience`` epochs without improvement the next phase begins and
         the plateau count restarts from the current loss. The last phase is kept.
+
+        Args:
+            val_loss: this epoch's validation loss (lower is better).
+            sync: adopt rank 0's state afterwards (see NOTE [ Curriculum under
+                torch.distributed ]). ``None`` (default) syncs when a process
+                group with more than one rank is initialised; then every rank
+                must call ``update``.
         """
-        if not isinstance(val_loss, (int, float)) or math.isnan(val_loss):
+        if isinstance(val_loss, bool) or not isinstance(val_loss, (int, float)) or math.isnan(val_loss):
             raise ValueError(f"`val_loss` must be a number, got {val_loss!r}")
+        if sync is None:
+            sync = _distributed_world() > 1
+        elif sync and not _distributed_world():
+            raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
+        before = self.phase_index
         if val_loss < self.best - self.min_delta:
             self.best, self.bad_epochs = float(val_loss), 0
-            return False
-        self.bad_epochs += 1
-        if self.bad_epochs < self.patience or self.phase_index == len(self.phase_names) - 1:
-            return False
-        self.phase_index += 1
-        self.best, self.bad_epochs = float(val_loss), 0
-        return True
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience and self.phase_index < len(self.phase_names) - 1:
+                self.phase_index += 1
+                self.best, self.bad_epochs = float(val_loss), 0
+        if sync:
+            self.phase_index, self.best, self.bad_epochs = _broadcast_from_rank0(
+                self.phase_index, self.best, self.bad_epochs
+            )
+        return self.phase_index != before
 
     def set_phase(self, phase: str) -> None:
         """Jump to ``phase`` by name (the plateau count restarts)."""
