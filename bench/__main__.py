@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_mixing, bench_multilabel, bench_sampler, bench_store, bench_task
+from . import bench_distributed, bench_mixing, bench_multilabel, bench_sampler, bench_store, bench_task
 from .harness import print_table, save
 
 SUITES = {
@@ -14,6 +14,7 @@ SUITES = {
     "split": bench_multilabel.run_split,
     "metrics": bench_multilabel.run_metrics,
     "store": bench_store.run,
+    "distributed": bench_distributed.run,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -72,3 +73,12 @@ class RecordingModule(pl.LightningModule):
     def on_train_end(self) -> None:
         record = {"world": dist.get_world_size(), "seen": self.seen, "phases": self.phases}
         Path(self.out_dir, f"rank{self.global_rank}.json").write_text(json.dumps(record))
+
+    def teardown(self, stage: str) -> None:
+        # Lightning has unwrapped DDP by now. Free it (gc breaks the reducer's cycles) and meet
+        # before tearing gloo down; otherwise a rank can abort at exit ("terminate called without
+        # an active exception") while gloo threads are still running, as in examples/torchrun_balanced.py.
+        gc.collect()
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

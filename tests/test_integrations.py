@@ -251,3 +251,58 @@ def test_lightning_ddp_spawn_two_ranks_shard_one_plan_and_agree_on_the_curriculu
             assert runs[r]["seen"][str(epoch)] == shards[r].tolist(), f"rank {r} epoch {epoch}"
         single = make_sampler(reference, num_replicas=1, rank=0).global_plan(epoch)
         assert np.array_equal(np.stack(shards, axis=1).ravel(), single)  # disjoint, union = the global plan
+
+
+def _stateful_cases():
+    """A weighted sampler and a mixed dataset's sampler, each over a dataset that returns its row/position."""
+    from mixweave import WeightedConcatDataset, WeightedSampler
+
+    rows = TensorDataset(torch.arange(120))
+
+    def weighted():
+        return rows, WeightedSampler(np.linspace(0.1, 1.0, 120), num_samples=90, seed=2)
+
+    def mixed():
+        data = WeightedConcatDataset([list(range(50)), list(range(100, 130))], [0.6, 0.4], length=90, seed=2)
+        return data, data.sampler()
+
+    return {"weighted": weighted, "mixed": mixed}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.set_vital. is deprecated")
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("case", ["weighted", "mixed"])
+def test_stateful_dataloader_resumes_at_every_step(case, num_workers):
+    """torchdata's StatefulDataLoader saves the sampler's state with its own; restoring it after any batch
+    (the partial last one and the finished epoch included) yields exactly the rest, then the next epoch."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    make = _stateful_cases()[case]
+
+    def loader():
+        data, sampler = make()
+        return StatefulDataLoader(data, batch_size=16, sampler=sampler, num_workers=num_workers)
+
+    def flat(batches):
+        return [int(v) for b in batches for v in (b[0] if isinstance(b, list) else b)]
+
+    reference = loader()
+    epochs = [flat(reference), flat(reference)]  # 6 batches per epoch, the last one of 10
+    assert epochs[0] != epochs[1] and len(epochs[0]) == 90
+    for stop in [1, 2, 3, 4, 5, 6, "finished"]:
+        first = loader()
+        it = iter(first)
+        seen = flat(next(it) for _ in range(6 if stop == "finished" else stop))
+        if stop == "finished":
+            assert next(it, None) is None  # the loader has raised StopIteration: its state says so
+        state = first.state_dict()
+        del it, first
+        resumed = loader()
+        resumed.load_state_dict(state)
+        if stop == "finished":  # a finished state starts the next epoch (torchdata's rule)
+            assert seen == epochs[0] and flat(resumed) == epochs[1]
+            continue
+        rest = flat(resumed)  # after the 6th (partial) batch the rest is empty, not the next epoch
+        assert seen + rest == epochs[0], f"stop after {stop} batches"
+        assert flat(resumed) == epochs[1], f"epoch after the resume (stop {stop})"

@@ -225,3 +225,63 @@ def test_weights_at_gives_each_epochs_scheduled_weights_without_drawing():
     assert sampler.epoch == 0  # asking does not move the sampler
     with pytest.raises(ValueError, match="`epoch` must be"):
         sampler.weights_at(-1)
+
+
+def test_state_at_the_end_of_an_epoch_is_that_epoch_fully_yielded():
+    """NOTE [ Resume ]: an exhausted epoch saves as (epoch, len); restoring it yields nothing, then moves on."""
+    s = WeightedSampler(W, num_samples=50, seed=3)
+    s.set_epoch(2)
+    assert len(list(s)) == 50 and s.epoch == 3  # the sampler itself has moved on ...
+    state = json.loads(json.dumps(s.state_dict()))
+    assert (state["epoch"], state["position"]) == (2, 50)  # ... its saved state has not
+    assert s.state_dict()["epoch"] == 2  # reading the state changes nothing
+
+    restored = WeightedSampler(W, num_samples=50, seed=3)
+    restored.load_state_dict(state)
+    assert list(restored) == []  # the (empty) rest of epoch 2
+    assert np.array_equal(np.array(list(restored)), s.plan(3))  # then epoch 3 as if never interrupted
+
+    # iter() takes the epoch and position when called: an iterator built and dropped unstarted (what
+    # StatefulDataLoader does when it restores a finished epoch) still uses up the empty rest
+    again = WeightedSampler(W, num_samples=50, seed=3)
+    again.load_state_dict(state)
+    iter(again)
+    assert np.array_equal(np.array(list(again)), s.plan(3))
+
+    # a new iteration or set_epoch replaces the end-of-epoch state
+    s.set_epoch(7)
+    assert (s.state_dict()["epoch"], s.state_dict()["position"]) == (7, 0)
+
+
+def test_plain_dataloader_partial_last_batch_state_is_the_finished_epoch():
+    """A DataLoader drains the sampler before handing out a partial last batch; the state must stay in that epoch."""
+    s = WeightedSampler(W, num_samples=50, seed=3)
+    batches = iter(DataLoader(list(range(W.size)), batch_size=16, sampler=s))
+    first = [next(batches) for _ in range(4)]  # 16 + 16 + 16 + 2: the last batch drained the sampler
+    assert sum(len(b) for b in first) == 50 and s.epoch == 1
+    state = s.state_dict()
+    assert (state["epoch"], state["position"]) == (0, 50)
+    resumed = WeightedSampler(W, num_samples=50, seed=3)
+    resumed.load_state_dict(state)
+    assert list(DataLoader(list(range(W.size)), batch_size=16, sampler=resumed)) == []  # rest of epoch 0
+    rest = [int(i) for b in DataLoader(list(range(W.size)), batch_size=16, sampler=resumed) for i in b]
+    assert rest == s.plan(1).tolist()
+
+
+@pytest.mark.slow
+def test_workers_and_start_method_never_change_what_is_drawn():
+    """The seed contract: (seed, epoch, rank) decide the indices; worker count, start method,
+    persistent workers and the global seeds do not."""
+    rows = TensorDataset(torch.arange(W.size))
+
+    def two_epochs(**loader_kwargs):
+        s = WeightedSampler(W, num_samples=90, seed=11, num_replicas=2, rank=1)
+        loader = DataLoader(rows, batch_size=16, sampler=s, **loader_kwargs)
+        return [[int(i) for (b,) in loader for i in b] for _ in range(2)]
+
+    expected = [WeightedSampler(W, num_samples=90, seed=11, num_replicas=2, rank=1).plan(e).tolist() for e in (0, 1)]
+    assert two_epochs() == expected
+    torch.manual_seed(123)  # global seeds play no part
+    np.random.seed(123)  # noqa: NPY002
+    assert two_epochs(num_workers=2) == expected
+    assert two_epochs(num_workers=2, multiprocessing_context="spawn", persistent_workers=True) == expected

@@ -29,6 +29,15 @@ NOTE [ Resume ]
     that shape the plan. :meth:`load_state_dict` checks the settings and makes
     the next iteration start right after the last yielded index: the plan is
     regenerated from ``(seed, epoch)``, nothing is replayed or skipped.
+
+    The end of an epoch is saved as ``(epoch, position=len)``, not as the next
+    epoch at 0, even though the sampler itself has moved on: a DataLoader whose
+    last batch is partial has drained the sampler before it hands that batch
+    out, and a loader restored there must see the (empty) rest of *that*
+    epoch. The first ``iter()`` after loading such a state yields nothing and
+    moves to the next epoch at once, so a loader that then builds a fresh
+    iterator (``StatefulDataLoader`` restoring a finished epoch) starts the
+    next epoch. The epoch and position are taken when ``iter()`` is called.
 """
 
 from __future__ import annotations
@@ -96,6 +105,7 @@ class PlanSampler(Sampler[int]):
         self._epoch = 0
         self._resume_position = 0
         self._live: tuple[int, Iterator[int]] | None = None
+        self._finished: int | None = None  # the epoch an iteration just ran to its end (NOTE [ Resume ])
 
     # ----------------------------------------------------------------- epochs
     @property
@@ -107,7 +117,7 @@ class PlanSampler(Sampler[int]):
         """Use the plan of ``epoch`` from now on (keeps a loaded resume position for the same epoch)."""
         epoch = check_int(epoch, "epoch", minimum=0)
         if epoch != self._epoch:
-            self._resume_position = 0
+            self._resume_position, self._finished = 0, None
         self._epoch = epoch
 
     def _key(self, epoch: int) -> int:
@@ -145,18 +155,30 @@ class PlanSampler(Sampler[int]):
 
     # ------------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[int]:
+        # The epoch and start position are taken when iter() is called, not when the
+        # first index is drawn (see NOTE [ Resume ]): a loader that builds an iterator
+        # and discards it unstarted still consumes an exhausted rest of an epoch.
         epoch, start, stop = self._epoch, self._resume_position, len(self)
-        self._resume_position = 0
+        self._resume_position, self._finished = 0, None
         for hook in self.epoch_hooks:
             hook(self, epoch)
+        if start >= stop:  # a resumed epoch with nothing left: move on now
+            self._advance(epoch)
+            return iter(())
+        return self._generate(epoch, start, stop)
+
+    def _generate(self, epoch: int, start: int, stop: int) -> Iterator[int]:
         for lo in range(start, stop, self.chunk_size):
             hi = min(lo + self.chunk_size, stop)
             chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi)).tolist())
             self._live = (hi, chunk)
             yield from chunk
         self._live = None
+        self._advance(epoch)
+
+    def _advance(self, epoch: int) -> None:
         if self._epoch == epoch:  # see NOTE [ Epochs ]
-            self._epoch = epoch + 1
+            self._epoch, self._finished = epoch + 1, epoch
 
     def _position(self) -> int:
         if self._live is None:
@@ -175,8 +197,15 @@ class PlanSampler(Sampler[int]):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain JSON-able state: ``seed``, ``epoch``, ``position`` (indices yielded this epoch) and settings."""
-        return {"seed": self.seed, "epoch": self._epoch, "position": self._position(), **self._fingerprint()}
+        """Plain JSON-able state: ``seed``, ``epoch``, ``position`` (indices yielded this epoch) and settings.
+
+        Right after an iteration ran to its end the state is that epoch with every
+        index yielded (not the next epoch at 0; see NOTE [ Resume ]).
+        """
+        epoch, position = self._epoch, self._position()
+        if self._finished is not None and self._live is None:
+            epoch, position = self._finished, len(self)
+        return {"seed": self.seed, "epoch": epoch, "position": position, **self._fingerprint()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next iteration yields exactly the rest of that epoch.
@@ -190,8 +219,8 @@ class PlanSampler(Sampler[int]):
         position = check_int(state_dict["position"], "state_dict['position']", minimum=0, maximum=len(self))
         self.seed = check_int(state_dict["seed"], "state_dict['seed']")
         # A state saved after the last index of an epoch resumes with an empty
-        # rest of that epoch, then moves on (NOTE [ Epochs ]).
-        self._epoch, self._resume_position, self._live = epoch, position, None
+        # rest of that epoch, then moves on (NOTE [ Resume ]).
+        self._epoch, self._resume_position, self._live, self._finished = epoch, position, None, None
 
 
 class WeightedSampler(PlanSampler):
