@@ -168,11 +168,33 @@ def test_beyond_2_24_categories():
     assert drawn.max() < n
 
 
-def test_large_table_sorted_lookup_matches_searchsorted_reference():
-    # tables of >= 2**20 weights answer queries in sorted order; the answers must not change
+def test_large_table_matches_searchsorted_reference():
     w = np.random.default_rng(1).pareto(1.1, 2**20 + 7)
     w[::5] = 0.0
     u = uniform(derive_key(2), np.arange(50_000))
+    cdf = np.cumsum(w)
+    expected = np.searchsorted(cdf, np.minimum(u * cdf[-1], np.nextafter(cdf[-1], 0)), side="right")
+    assert np.array_equal(CategoricalTable(w).sample(u), expected)
+
+
+@pytest.mark.parametrize(
+    "w",
+    [
+        np.ones(1000),  # every cumulative weight falls exactly on a bucket edge
+        np.full(999, 0.1),  # edges that 0.1 cannot hit exactly in binary
+        np.tile([1.0, 0.0, 3.0], 333),
+        np.random.default_rng(4).pareto(0.8, 1001),
+        np.r_[np.full(500, 1e-300), 1.0, np.full(500, 1e-300)],
+    ],
+    ids=["ones", "tenths", "zeros", "pareto", "tiny"],
+)
+def test_table_never_starts_past_the_answer_at_bucket_edges(w):
+    """The guide entries are only ever at or before the answer (lookups walk forward only):
+    checked with uniforms on, just below and just above every bucket edge b / N."""
+    n = w.size
+    edges = np.arange(n) / n
+    u = np.concatenate([edges, np.nextafter(edges, 0.0), np.nextafter(edges, 1.0)])
+    u = np.clip(u, 0.0, np.nextafter(1.0, 0.0))
     cdf = np.cumsum(w)
     expected = np.searchsorted(cdf, np.minimum(u * cdf[-1], np.nextafter(cdf[-1], 0)), side="right")
     assert np.array_equal(CategoricalTable(w).sample(u), expected)

@@ -61,7 +61,6 @@ _M2: Final = 0x94D049BB133111EB
 _U_GAMMA, _U_M1, _U_M2 = np.uint64(_GAMMA), np.uint64(_M1), np.uint64(_M2)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _CHUNK: Final = 1 << 16  # elements per vectorised step: temporaries stay small and in cache
-_SORT_ABOVE: Final = 1 << 20  # tables from this size up answer queries in sorted order
 
 
 def _mix_int(z: int) -> int:
@@ -144,16 +143,18 @@ class CategoricalTable:
         self._total = float(self._cdf[-1])
         self._top = np.nextafter(self._total, 0.0)
         self._guide = np.empty(self.size, dtype=np.int32 if self.size < 2**31 else np.int64)
-        # Bucket k's entry is the number of indices whose cumulative weight is
-        # at or below the bucket's left edge, i.e. the first candidate for a
-        # draw in bucket k. Index i is the entry of buckets [b(i-1), b(i)) with
-        # b(i) = floor(cdf[i] / width) + 1, so the table fills chunk by chunk
-        # without N-sized temporaries (fresh memory is what costs most).
+        # Bucket b's entry is the first index i with cdf[i] / total * N >= b: no
+        # draw in bucket b can land before it. Index i fills buckets [e(i-1), e(i))
+        # with e(i) = floor(cdf[i] / total * N) + 1, so the table fills chunk by
+        # chunk without N-sized temporaries (fresh memory is what costs most).
+        # The bounds are inflated by 1e-12 (relative) so that rounding can only
+        # move an entry earlier, never past the answer: lookups then only walk
+        # forward.
         start = 0
         for lo in range(0, self.size, _CHUNK):
             hi = min(lo + _CHUNK, self.size)
             bounds = self._cdf[lo:hi] / self._total  # divide first: subnormal totals overflow size/total
-            bounds *= self.size
+            bounds *= self.size * (1.0 + 1e-12)
             ends = np.minimum(np.floor(bounds).astype(np.int64) + 1, self.size)
             counts = np.diff(ends, prepend=start)
             stop = int(ends[-1])
@@ -165,29 +166,14 @@ class CategoricalTable:
         """Map uniforms ``u`` in ``[0, 1)`` to indices with ``P(i) = w[i] / sum(w)``.
 
         The result is the first index whose cumulative weight exceeds
-        ``u * total``; zero-weight indices are never returned. For large
-        tables the queries are answered in sorted order, which turns random
-        memory reads into a forward sweep (several times faster), and the
-        answers are put back in the order asked.
+        ``u * total``; zero-weight indices are never returned.
         """
         u = np.asarray(u, dtype=np.float64)
-        if self.size >= _SORT_ABOVE and u.size > 64:
-            order = np.argsort(u)
-            out = np.empty(u.shape, dtype=np.intp)
-            out[order] = self._lookup(u[order])
-            return out
-        return self._lookup(u)
-
-    def _lookup(self, u: np.ndarray) -> np.ndarray:
         x = np.minimum(u * self._total, self._top)
         bucket = np.minimum((u * self.size).astype(np.intp), self.size - 1)
         idx = self._guide[bucket].astype(np.intp)
-        # The guide is a starting point only: walk back past rounding slips,
-        # then forward to the first cumulative weight above x.
-        back = np.flatnonzero((idx > 0) & (self._cdf[idx - 1] > x))
-        while back.size:
-            idx[back] -= 1
-            back = back[(idx[back] > 0) & (self._cdf[idx[back] - 1] > x[back])]
+        # The guide entry is at or before the answer: walk forward to the first
+        # cumulative weight above x (one or two steps on average).
         ahead = np.flatnonzero(self._cdf[idx] <= x)
         while ahead.size:
             idx[ahead] += 1

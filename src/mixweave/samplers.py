@@ -42,6 +42,7 @@ NOTE [ Resume ]
 
 from __future__ import annotations
 
+import itertools
 import operator
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -133,6 +134,8 @@ class PlanSampler(Sampler[int]):
 
     def _global_positions(self, start: int, stop: int) -> np.ndarray:
         local = np.arange(start, stop, dtype=np.int64)
+        if self.num_replicas == 1:  # local positions are global ones, and all below num_samples
+            return local
         local *= self.num_replicas
         local += self.rank
         return local % self.num_samples
@@ -165,15 +168,16 @@ class PlanSampler(Sampler[int]):
         if start >= stop:  # a resumed epoch with nothing left: move on now
             self._advance(epoch)
             return iter(())
-        return self._generate(epoch, start, stop)
+        # chain hands out the ints of each chunk's list at C speed; Python code runs once per chunk
+        return itertools.chain.from_iterable(self._chunks(epoch, start, stop))
 
-    def _generate(self, epoch: int, start: int, stop: int) -> Iterator[int]:
+    def _chunks(self, epoch: int, start: int, stop: int) -> Iterator[Iterator[int]]:
         for lo in range(start, stop, self.chunk_size):
             hi = min(lo + self.chunk_size, stop)
             chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi)).tolist())
-            self._live = (hi, chunk)
-            yield from chunk
-        self._live = None
+            self._live = (hi, chunk)  # what is left of `chunk` tells the position (state_dict)
+            yield chunk
+        self._live = None  # asked for past the last index: the epoch is over
         self._advance(epoch)
 
     def _advance(self, epoch: int) -> None:
@@ -299,7 +303,7 @@ class WeightedSampler(PlanSampler):
         self.increment_seed_per_epoch = bool(increment_seed_per_epoch)
         self._check_capacity(first)
         self._weights_crc32 = (
-            None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).tobytes())
+            None if self._provider is not None else zlib.crc32(memoryview(np.ascontiguousarray(first.weights)))
         )
 
     @classmethod
