@@ -303,7 +303,7 @@ class WeightedSampler(PlanSampler):
         self.increment_seed_per_epoch = bool(increment_seed_per_epoch)
         self._check_capacity(first)
         self._weights_crc32 = (
-            None if self._provider is not None else zlib.crc32(memoryview(np.ascontiguousarray(first.weights)))
+            None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).data)
         )
 
     @classmethod
