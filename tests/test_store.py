@@ -560,6 +560,19 @@ def test_cli_store_build_and_info(tmp_path, capsys):
     assert info["labels"]["steering"]["mean_entropy"] == pytest.approx(float(-(p * np.log(p)).sum(1).mean()), rel=1e-5)
     assert main(["store", "info", str(tmp_path / "s")]) == 0
     assert "cache advice" in capsys.readouterr().out
+    assert info["label_array"] is True
+
+
+def test_cli_store_sync_labels_on_a_foreign_store(tmp_path, capsys):
+    data = _data(n=8)
+    path = _foreign(tmp_path / "foreign", data, npy_header=True, pickled=False)
+    assert main(["store", "info", str(path)]) == 0
+    assert "no label array" in capsys.readouterr().out
+    assert main(["store", "sync-labels", str(path)]) == 0
+    assert "wrote a new label array" in capsys.readouterr().out
+    np.testing.assert_array_equal(_array_on_disk(path), _sqlite_labels(path))
+    assert main(["store", "sync-labels", str(path)]) == 0
+    assert "rewrote the label array" in capsys.readouterr().out
 
 
 def test_cli_store_errors(tmp_path, capsys):
@@ -571,3 +584,152 @@ def test_cli_store_errors(tmp_path, capsys):
     np.savez(tmp_path / "obj.npz", **_data(n=3), texts=np.array(["a", None, "c"], dtype=object))
     assert main(["store", "build", "--from-npz", str(tmp_path / "obj.npz"), str(tmp_path / "s")]) == 2
     assert "dtype 'U'" in capsys.readouterr().err
+
+
+# -- the label array (NOTE [ Label array ]) ----------------------------------------------------------------------------
+def _array_on_disk(path):
+    return np.load(path / "labels.npy")
+
+
+def _sqlite_labels(path):
+    """All three labels straight from SQLite (the record), in index order: an independent reading."""
+    con = sqlite3.connect(path / "dataset.db")
+    rows = con.execute("SELECT source_label, steering_label, combined_label FROM samples ORDER BY sample_id").fetchall()
+    con.close()
+    return np.array([[np.frombuffer(b, np.float32) for b in r] for r in rows])
+
+
+def _forbid_sql_label_reads(ds, monkeypatch):
+    def no_select(*args, **kwargs):
+        raise AssertionError("labels were read from SQLite")
+
+    monkeypatch.setattr(ds, "_select", no_select)
+    ds._sql_one = "SELECT no_such_column FROM samples WHERE sample_id = ?"
+
+
+def test_label_array_is_written_with_the_store_and_serves_reads_without_sqlite(built, monkeypatch):
+    path, data, _ = built
+    array = _array_on_disk(path)
+    assert array.shape == (N, 3, C)
+    np.testing.assert_array_equal(array, _sqlite_labels(path))
+    for label_type, column in (("source", 0), ("steering", 1), ("combined", 2)):
+        ds = ClusterLabeledDataset(path, label_type=label_type, cache_size=0)
+        assert ds.has_label_array and ds.reads_label_array
+        _forbid_sql_label_reads(ds, monkeypatch)
+        batch = ds.__getitems__([5, 1, 5, 39])
+        np.testing.assert_array_equal(torch.stack([s[2] for s in batch]).numpy(), array[[5, 1, 5, 39], column])
+        np.testing.assert_array_equal(ds[7][2].numpy(), array[7, column])
+        np.testing.assert_array_equal(ds[7][0].numpy(), data["base_embeddings"][7])
+    assert not ClusterLabeledDataset(path, return_metadata=True).reads_label_array  # metadata comes from SQLite
+
+
+def test_update_labels_keeps_the_array_equal_to_sqlite(built):
+    path, _, ds = built
+    rng = np.random.default_rng(5)
+    for step in range(25):
+        sample_id = int(rng.integers(0, N))
+        which = ["source_label", "steering_label", "combined_label"][step % 3]
+        ds.update_labels(sample_id, **{which: rng.dirichlet(np.ones(C))})
+        assert int(np.fromfile(path / "labels.seq", dtype=np.int64)[0]) == 2 * (step + 1)  # even: no writer inside
+    np.testing.assert_array_equal(_array_on_disk(path), _sqlite_labels(path))
+    np.testing.assert_array_equal(ClusterLabeledDataset(path, cache_size=0).label_matrix(), _sqlite_labels(path)[:, 2])
+
+
+def test_odd_sequence_number_means_sqlite_and_the_next_update_repairs_the_array(built):
+    """A writer that died mid-update leaves labels.seq odd and rows that disagree with SQLite."""
+    path, _, _ = built
+    truth = _sqlite_labels(path)
+    array = np.load(path / "labels.npy", mmap_mode="r+")
+    array[:] = 7.0  # garbage where a dead writer stopped
+    array.flush()
+    del array
+    np.array([41], dtype=np.int64).tofile(path / "labels.seq")
+    ds = ClusterLabeledDataset(path, label_type="steering", cache_size=0)
+    np.testing.assert_array_equal(ds[3][2].numpy(), truth[3, 1])  # read from SQLite, not the array
+    batch = ds.__getitems__([0, 9])
+    np.testing.assert_array_equal(torch.stack([s[2] for s in batch]).numpy(), truth[[0, 9], 1])
+    ds.update_labels(4, source_label=np.eye(C)[2])  # holds the write lock: rewrites the whole array
+    truth[4, 0] = np.eye(C)[2]
+    np.testing.assert_array_equal(_array_on_disk(path), truth)
+    assert int(np.fromfile(path / "labels.seq", dtype=np.int64)[0]) == 42
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from mixweave import store
+from mixweave.store import ClusterLabeledDataset
+
+def die_after_writing(self, index, values):  # the row is in the array, the transaction not committed
+    original(self, index, values)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+original = store._LabelArrayWriter.write_row
+store._LabelArrayWriter.write_row = die_after_writing
+ClusterLabeledDataset(sys.argv[1]).update_labels(2, source_label=np.eye({c})[4])
+"""
+
+
+@pytest.mark.slow
+def test_writer_killed_inside_update_leaves_readers_consistent(built):
+    path, _, _ = built
+    truth = _sqlite_labels(path)
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER.format(c=C), str(path)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    np.testing.assert_array_equal(_array_on_disk(path)[2, 0], np.eye(C)[4])  # the torn state is really there
+    assert int(np.fromfile(path / "labels.seq", dtype=np.int64)[0]) % 2 == 1
+    np.testing.assert_array_equal(_sqlite_labels(path), truth)  # SQLite rolled the update back
+    ds = ClusterLabeledDataset(path, label_type="source", cache_size=0)
+    np.testing.assert_array_equal(ds[2][2].numpy(), truth[2, 0])  # readers see the committed labels
+    ds.update_labels(5, source_label=np.eye(C)[0])
+    truth[5, 0] = np.eye(C)[0]
+    np.testing.assert_array_equal(_array_on_disk(path), truth)  # repaired as a whole
+
+
+def test_sync_label_array_creates_it_for_a_foreign_store_and_resyncs_after_direct_sqlite_writes(tmp_path, monkeypatch):
+    data = _data(n=10)
+    ids = [3, 8, 9, 20, 21, 40, 41, 42, 100, 7]
+    path = _foreign(tmp_path / "foreign", data, npy_header=True, pickled=False, ids=ids)
+    ds = ClusterLabeledDataset(path, label_type="steering", cache_size=0)
+    assert not ds.has_label_array and not (path / "labels.npy").exists()
+    expected = [ds[i][2].numpy() for i in range(10)]  # through SQLite
+    ds.sync_label_array()
+    assert ds.reads_label_array and ClusterLabeledDataset(path).has_label_array
+    np.testing.assert_array_equal(_array_on_disk(path), _sqlite_labels(path))
+    _forbid_sql_label_reads(ds, monkeypatch)
+    np.testing.assert_array_equal(np.stack([ds[i][2].numpy() for i in range(10)]), np.stack(expected))
+    # another tool writes SQLite directly: the array is stale until synced
+    con = sqlite3.connect(path / "dataset.db")
+    new_label = np.eye(C, dtype=np.float32)[1].tobytes()
+    con.execute("UPDATE samples SET steering_label = ? WHERE sample_id = 9", (new_label,))
+    con.commit()
+    con.close()
+    ds.sync_label_array()
+    np.testing.assert_array_equal(ds[3][2].numpy(), np.eye(C)[1])  # sample_id 9 is index 3 (ids 3, 7, 8, 9, ...)
+    np.testing.assert_array_equal(_array_on_disk(path), _sqlite_labels(path))
+
+
+def test_label_array_bad_files_and_other_machines(built, monkeypatch):
+    path, _, _ = built
+    truth = _sqlite_labels(path)
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")  # no x86-64 ordering: SQLite, same answers
+    ds = ClusterLabeledDataset(path, label_type="source", cache_size=0)
+    assert ds.has_label_array and not ds.reads_label_array
+    np.testing.assert_array_equal(ds[11][2].numpy(), truth[11, 0])
+    ds.update_labels(11, source_label=np.eye(C)[1])  # writes still keep the array in step
+    np.testing.assert_array_equal(_array_on_disk(path)[11, 0], np.eye(C)[1])
+    monkeypatch.undo()
+
+    (path / "labels.seq").write_bytes(b"\x00" * 4)
+    with pytest.raises(ValueError, match=r"labels\.seq: 4 bytes, expected one int64"):
+        ClusterLabeledDataset(path)
+    (path / "labels.seq").write_bytes(b"\x00" * 8)
+    with open(path / "labels.npy", "r+b") as f:
+        f.truncate(os.path.getsize(path / "labels.npy") - 40)
+    with pytest.raises(ValueError, match=r"labels\.npy: cannot map the label array"):
+        ClusterLabeledDataset(path)
+    (path / "labels.npy").unlink()
+    with pytest.warns(UserWarning, match="labels are read from SQLite"):
+        ds = ClusterLabeledDataset(path, label_type="source")
+    assert not ds.reads_label_array
+    np.testing.assert_array_equal(ds[11][2].numpy(), np.eye(C)[1])

@@ -135,6 +135,7 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]{info['path']}[/bold]: {info['samples']:,} samples, embedding_dim={info['embedding_dim']}, "
         f"n_clusters={info['n_clusters']}, {info['bytes'] / 2**20:.1f} MiB on disk, labels {info['label_encoding']}"
+        + ("" if info["label_array"] else " (no label array: `mixweave store sync-labels DIR` writes one)")
     )
     table = Table(title="labels")
     for column in ("label type", "one-hot rows", "mean entropy (nats)", "largest clusters (by argmax)"):
@@ -154,6 +155,19 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
         f"cache advice: cache_size={advice['cache_size']:,} ({advice['note']}), about "
         f"{advice['cache_size'] * advice['bytes_per_cached_sample'] / 2**20:.1f} MiB per process"
     )
+    return 0
+
+
+def _cmd_store_sync_labels(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .store import ClusterLabeledDataset
+
+    ds = ClusterLabeledDataset(args.dir, allow_pickle=args.allow_pickle)
+    created = not ds.has_label_array
+    ds.sync_label_array()
+    action = "wrote a new" if created else "rewrote the"
+    Console(soft_wrap=True).print(f"{action} label array of {ds.dataset_dir} from SQLite ({len(ds):,} samples)")
     return 0
 
 
@@ -294,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--alpha", type=float, default=0.5, help="combined = alpha*source + (1-alpha)*steering (0.5)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing store at DIR")
     build.set_defaults(func=_cmd_store_build)
+    sync = store_sub.add_parser(
+        "sync-labels",
+        help="write the label array (labels.npy) from SQLite",
+        description=(
+            "Write the store's label array from the labels in SQLite: creates it for stores written by other "
+            "tools, and brings it back in step after labels were changed in SQLite without update_labels."
+        ),
+    )
+    sync.add_argument("dir", help="the store directory")
+    sync.add_argument(
+        "--allow-pickle", action="store_true", help="read labels pickled by other tools (trusted files only)"
+    )
+    sync.set_defaults(func=_cmd_store_sync_labels)
 
     inspect = sub.add_parser(
         "inspect",

@@ -6,6 +6,7 @@ A store is a directory::
                                and table ``dataset_info`` (key/value: n_clusters, embedding_dim, ...)
     base_embeddings.npy        float32 [N, D]
     steering_embeddings.npy    float32 [N, D]
+    labels.npy, labels.seq     mixweave's copy of the labels, float32 [N, 3, C] (optional, see below)
 
 The table names and columns are those of the layout other tools already write,
 so those tools can read a mixweave store and mixweave can read theirs:
@@ -23,14 +24,37 @@ so a crash leaves either no store or the previous one, never half of one.
 :class:`ClusterLabeledDataset` reads it: connections and memmaps are opened
 lazily in each process (DataLoader workers under fork or spawn) and in each
 thread, and a bounded, thread-safe LRU cache holds recently read samples.
+
+NOTE [ Label array ]
+    SQLite stays the record of every label (other tools read the BLOB
+    columns), but one SQLite query per batch caps a batched read at about
+    0.4x the speed of reading the embedding memmaps. Stores written by
+    mixweave therefore also hold ``labels.npy``: all three labels of index
+    ``i`` at row ``i``, read with one fancy index like the embeddings. It is
+    kept equal to SQLite by :meth:`ClusterLabeledDataset.update_labels`,
+    which rewrites the row inside the SQLite write transaction under a
+    seqlock (``labels.seq``: odd while rows are being written). A reader
+    takes the sequence number before and after copying its rows; if it was
+    odd or changed, the read is repeated from SQLite, so a read overlapping an
+    update sees all-old or all-new labels. A writer killed mid-update leaves
+    the number odd: readers then use SQLite, and the next ``update_labels``
+    (or :meth:`ClusterLabeledDataset.sync_label_array`) rewrites the array
+    from SQLite in place, under the same lock. The seqlock relies on x86-64's
+    ordering of loads and stores between cores; on other machines, on stores
+    without the file (written by other tools or older mixweave), and when a
+    store is opened with ``return_metadata=True``, labels come from SQLite.
+    A tool that changes labels in SQLite directly must call
+    ``sync_label_array()`` (or ``mixweave store sync-labels DIR``) afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import pickle
+import platform
 import shutil
 import sqlite3
 import tempfile
@@ -55,6 +79,11 @@ MMAP_MODES = ("r", "r+", "c")
 DB_FILE = "dataset.db"
 EMBEDDING_FILES = {"base": "base_embeddings.npy", "steering": "steering_embeddings.npy"}
 FORMAT = "mixweave-cluster-store/1"
+LABEL_ARRAY_FILE = "labels.npy"  # float32 (N, 3, C): every label of index i, in LABEL_TYPES order
+LABEL_SEQ_FILE = "labels.seq"  # one int64, odd while update_labels rewrites rows of the label array
+# The label array's seqlock relies on stores and loads not being reordered between cores
+# (x86-64's TSO); elsewhere labels are read from SQLite (see NOTE [ Label array ]).
+_LABEL_ARRAY_MACHINES = frozenset({"x86_64", "amd64"})
 _COLUMNS = ("sample_id", "embedding_idx", "sample_type", "text", "chroma_id", "suggestions", "steering_mode")
 _LABEL_COLUMNS = tuple(f"{t}_label" for t in LABEL_TYPES)
 _SCHEMA = """
@@ -84,9 +113,9 @@ _FORKED_CONNECTIONS: list[sqlite3.Connection] = []  # inherited across fork: nev
 
 
 # --------------------------------------------------------------------------- writing
-def _npy_header(rows_: int, dim: int) -> bytes:
-    """A version 1.0 ``.npy`` header for float32 ``(rows_, dim)``, padded to ``_NPY_HEADER_BYTES``."""
-    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows_}, {dim}), }}"
+def _npy_header(rows_: int, *dims: int) -> bytes:
+    """A version 1.0 ``.npy`` header for float32 ``(rows_, *dims)``, padded to ``_NPY_HEADER_BYTES``."""
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({', '.join(map(str, (rows_, *dims)))}), }}"
     body = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
     return _NPY_MAGIC + b"\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
 
@@ -207,6 +236,8 @@ class ClusterStoreWriter:
             f = open(self._tmp / name, "wb")  # noqa: SIM115 - closed in close()/abort()
             f.write(_npy_header(0, self.embedding_dim))
             self._files[key] = f
+        self._files["labels"] = open(self._tmp / LABEL_ARRAY_FILE, "wb")  # noqa: SIM115 - closed in close()/abort()
+        self._files["labels"].write(_npy_header(0, len(LABEL_TYPES), self.n_clusters))
         self._con = sqlite3.connect(self._tmp / DB_FILE, isolation_level=None)
         self._con.executescript(_SCHEMA)
         self._con.execute("PRAGMA synchronous=OFF")  # a crash discards the temporary directory anyway
@@ -273,6 +304,7 @@ class ClusterStoreWriter:
         self._con.executemany(f"INSERT INTO samples VALUES ({', '.join('?' * 10)})", zip(*columns, strict=True))
         self._files["base"].write(base.tobytes())
         self._files["steering"].write(steering.tobytes())
+        self._files["labels"].write(np.stack([labels[t] for t in LABEL_TYPES], axis=1).tobytes())
         self.num_rows += k
         if self._progress is not None:
             self._progress.advance(self._task, k)
@@ -289,12 +321,17 @@ class ClusterStoreWriter:
             self.abort()
             raise ValueError(f"no rows were appended; nothing was written to {self.dataset_dir}")
         try:
-            for f in self._files.values():
+            for key, f in self._files.items():
                 f.seek(0)
-                f.write(_npy_header(self.num_rows, self.embedding_dim))
+                dims = (len(LABEL_TYPES), self.n_clusters) if key == "labels" else (self.embedding_dim,)
+                f.write(_npy_header(self.num_rows, *dims))
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
+            with open(self._tmp / LABEL_SEQ_FILE, "wb") as f:
+                f.write(np.zeros(1, dtype=np.int64).tobytes())
+                f.flush()
+                os.fsync(f.fileno())
             info = {
                 "format": FORMAT,
                 "n_clusters": self.n_clusters,
@@ -307,6 +344,7 @@ class ClusterStoreWriter:
                 "embedding_format": "npy",
                 "layout": "contiguous",
                 "first_sample_id": 0,
+                "label_array": LABEL_ARRAY_FILE,
             }
             self._con.executemany("INSERT INTO dataset_info VALUES (?, ?)", ((k, str(v)) for k, v in info.items()))
             self._con.execute("COMMIT")
@@ -374,36 +412,48 @@ def _replace_dir(src: Path, dst: Path, overwrite: bool) -> None:
 class _SlotCache:
     """A bounded LRU cache of samples kept in preallocated arrays, guarded by one lock.
 
-    Slot ``j`` holds one sample's rows in ``base[j]``, ``steering[j]``,
-    ``labels[j]`` (and ``meta[j]``); ``slots`` maps a dataset index to its
-    slot and ``used[j]`` is the tick of the slot's last use. Lookups, fills
-    and evictions of a whole batch are array operations, and the memory is
-    fixed at ``capacity`` rows however the cache is used.
+    Slot ``j`` holds one sample's rows in ``arrays[k][j]`` (and ``meta[j]``);
+    ``slot_of[i]`` is the slot of dataset index ``i`` (-1 when not cached) and
+    ``used[j]`` the tick of the slot's last use. Lookups, fills and evictions
+    of a whole batch are array operations with no Python loop over its rows.
+    Memory: ``capacity`` rows, plus 4 bytes per dataset index for ``slot_of``
+    (allocated on the first insert).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, size: int) -> None:
         self.capacity = capacity
+        self.size = size
         self.lock = threading.Lock()
         self.hits = self.misses = 0
         self.generation = 0  # bumped by every invalidation; a read that spans one is not cached
-        self.slots: dict[int, int] = {}
+        self.slot_of: np.ndarray | None = None
+        self.count = 0
         self.arrays: list[np.ndarray] = []  # allocated on first insert, when the widths are known
         self.meta: np.ndarray | None = None
         self.keys = np.full(capacity, -1, dtype=np.int64)
         self.used = np.zeros(capacity, dtype=np.int64)
         self.tick = 0
 
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Which of ``keys`` are cached (a snapshot; :meth:`lookup` decides under the lock)."""
+        slot_of = self.slot_of
+        return np.zeros(keys.shape, dtype=bool) if slot_of is None else slot_of[keys] >= 0
+
+    def slot(self, key: int) -> int:
+        """The slot of one key, or -1 (call under the lock)."""
+        return -1 if self.slot_of is None else int(self.slot_of[key])
+
     def lookup(self, keys: np.ndarray, out: list[np.ndarray], meta: list[Any] | None) -> np.ndarray:
         """Copy cached rows of unique ``keys`` into ``out`` (and ``meta``); return the mask of hits."""
         with self.lock:
-            found = list(map(self.slots.get, keys.tolist()))
-            hit = np.fromiter((f is not None for f in found), dtype=bool, count=len(found))
+            found = self.slot_of[keys] if self.slot_of is not None else np.full(keys.shape, -1, dtype=np.int32)
+            hit = found >= 0
             n_hit = int(hit.sum())
             self.hits += n_hit
-            self.misses += len(found) - n_hit
+            self.misses += keys.size - n_hit
             if n_hit:
                 where = np.flatnonzero(hit)
-                slots = np.fromiter((found[j] for j in where.tolist()), dtype=np.int64, count=n_hit)
+                slots = found[where]
                 for dst, src in zip(out, self.arrays, strict=True):
                     dst[where] = src[slots]
                 if meta is not None and self.meta is not None:
@@ -413,6 +463,13 @@ class _SlotCache:
                 self.used[slots] = self.tick
             return hit
 
+    def _evict(self, slots: np.ndarray) -> None:
+        assert self.slot_of is not None
+        old = self.keys[slots]
+        old = old[old >= 0]
+        self.slot_of[old] = -1
+        self.count -= old.size
+
     def insert(self, keys: np.ndarray, arrays: Sequence[np.ndarray], meta: list[Any] | None, generation: int) -> None:
         """Store rows of unique ``keys`` (not already cached), evicting the least recently used."""
         if not self.capacity or not keys.size:
@@ -420,7 +477,9 @@ class _SlotCache:
         with self.lock:
             if generation != self.generation:
                 return  # an update happened while these rows were read: they may be stale
-            new = np.fromiter((k not in self.slots for k in keys.tolist()), dtype=bool, count=keys.size)
+            if self.slot_of is None:
+                self.slot_of = np.full(self.size, -1, dtype=np.int32)
+            new = self.slot_of[keys] < 0
             if not new.all():  # another thread cached some of them meanwhile
                 keys, arrays = keys[new], [a[new] for a in arrays]
                 meta = None if meta is None else [m for m, fresh in zip(meta, new.tolist(), strict=True) if fresh]
@@ -432,13 +491,11 @@ class _SlotCache:
                 self.arrays = [np.empty((self.capacity, *a.shape[1:]), dtype=a.dtype) for a in arrays]
                 if meta is not None:
                     self.meta = np.empty(self.capacity, dtype=object)
-            free = self.capacity - len(self.slots)
-            if free >= keys.size:
+            if self.capacity - self.count >= keys.size:
                 slots = np.flatnonzero(self.keys < 0)[: keys.size]
             else:
                 slots = np.argpartition(np.where(self.keys < 0, -1, self.used), keys.size - 1)[: keys.size]
-                for old in self.keys[slots][self.keys[slots] >= 0].tolist():
-                    del self.slots[old]
+                self._evict(slots)
             for dst, src in zip(self.arrays, arrays, strict=True):
                 dst[slots] = src[keep]
             if meta is not None and self.meta is not None:
@@ -446,38 +503,48 @@ class _SlotCache:
             self.keys[slots] = keys
             self.tick += 1
             self.used[slots] = self.tick
-            self.slots.update(zip(keys.tolist(), slots.tolist(), strict=True))
+            self.slot_of[keys] = slots
+            self.count += keys.size
 
     def insert_one(self, key: int, rows_: Sequence[np.ndarray], generation: int) -> None:
         """Store one sample, in a free slot or the least recently used one."""
         with self.lock:
-            if generation != self.generation or key in self.slots:
+            if generation != self.generation or self.slot(key) >= 0:
                 return
+            if self.slot_of is None:
+                self.slot_of = np.full(self.size, -1, dtype=np.int32)
             if not self.arrays:
                 self.arrays = [np.empty((self.capacity, *r.shape), dtype=r.dtype) for r in rows_]
             slot = int(np.argmin(self.used))  # free slots have used == 0
             if self.keys[slot] >= 0:
-                del self.slots[int(self.keys[slot])]
+                self.slot_of[self.keys[slot]] = -1
+                self.count -= 1
             for dst, src in zip(self.arrays, rows_, strict=True):
                 dst[slot] = src
             self.keys[slot] = key
             self.tick += 1
             self.used[slot] = self.tick
-            self.slots[key] = slot
+            self.slot_of[key] = slot
+            self.count += 1
 
     def invalidate(self, key: int | None = None) -> None:
         with self.lock:
             self.generation += 1
+            if self.slot_of is None:
+                return
             if key is None:
-                self.slots.clear()
+                self.slot_of[self.keys[self.keys >= 0]] = -1
                 self.keys[:] = -1
                 self.used[:] = 0
-            elif (slot := self.slots.pop(key, None)) is not None:
+                self.count = 0
+            elif (slot := int(self.slot_of[key])) >= 0:
+                self.slot_of[key] = -1
                 self.keys[slot] = -1
                 self.used[slot] = 0
+                self.count -= 1
 
     def __len__(self) -> int:
-        return len(self.slots)
+        return self.count
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
@@ -522,6 +589,65 @@ class SampleBatch(Sequence[tuple[Any, ...]]):
     def collate(self) -> tuple[Any, ...]:
         """The stacked tensors (and, with metadata, the list of metadata dicts)."""
         return self.columns if self.meta is None else (*self.columns, self.meta)
+
+
+class _LabelArrayWriter:
+    """Writable mappings of ``labels.npy`` and ``labels.seq`` for one update (NOTE [ Label array ]).
+
+    Used only while holding SQLite's write lock, so there is one writer at a
+    time across processes. :meth:`begin` makes the sequence number odd (and
+    durable) before any row changes; :meth:`end` makes it even again after the
+    rows are on disk. A writer that dies in between leaves it odd.
+    """
+
+    def __init__(self, dataset: ClusterLabeledDataset) -> None:
+        path = dataset.dataset_dir / LABEL_ARRAY_FILE
+        with open(path, "r+b") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            self._offset = f.tell()
+            self._map = mmap.mmap(f.fileno(), 0)
+        with open(dataset.dataset_dir / LABEL_SEQ_FILE, "r+b") as f:
+            self._seq_map = mmap.mmap(f.fileno(), 8)
+        self.labels = np.ndarray(shape, dtype=dtype, buffer=self._map, offset=self._offset)
+        self.seq = np.ndarray((1,), dtype=np.int64, buffer=self._seq_map)
+        self._row_bytes = int(np.prod(shape[1:])) * 4
+        self._dataset = dataset
+        self.open = False
+
+    def begin(self) -> bool:
+        """Make the sequence number odd; True if it already was (a writer died: the array needs a full copy)."""
+        died = bool(int(self.seq[0]) & 1)
+        if not died:
+            self.seq[0] += 1
+        self._seq_map.flush()
+        self.open = True
+        return died
+
+    def write_row(self, index: int, values: Mapping[int, np.ndarray]) -> None:
+        for pos, value in values.items():
+            self.labels[index, pos] = value
+        start = self._offset + index * self._row_bytes
+        lo = start - start % mmap.ALLOCATIONGRANULARITY
+        self._map.flush(lo, start + self._row_bytes - lo)
+
+    def copy_from_sqlite(self, con: sqlite3.Connection) -> None:
+        for start, labels in self._dataset._label_rows(con):
+            self.labels[start : start + labels.shape[0]] = labels
+        self._map.flush()
+
+    def end(self) -> None:
+        self.seq[0] += 1
+        self._seq_map.flush()
+        self.open = False
+
+    def close(self) -> None:
+        del self.labels, self.seq  # the maps cannot close while arrays point into them
+        self._map.close()
+        self._seq_map.close()
 
 
 class _Info(dict[str, str]):
@@ -616,6 +742,12 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             con.close()
         for key in EMBEDDING_FILES:  # validate both files now; reopened lazily per process
             self._open_embeddings(key)
+        self._label_pos = LABEL_TYPES.index(self.label_type)
+        self.has_label_array = self._check_label_array()
+        #: labels come from the label array (NOTE [ Label array ]) rather than one SQLite query per read
+        self.reads_label_array = (
+            self.has_label_array and not self.return_metadata and platform.machine().lower() in _LABEL_ARRAY_MACHINES
+        )
         self._label_col = f"{self.label_type}_label"
         self._sql_one = f"SELECT {self._label_col} FROM samples WHERE sample_id = ?"
         self._init_process_state()
@@ -714,8 +846,43 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             )
         return np.memmap(path, dtype=np.float32, mode=self.mmap_mode, shape=expected)  # type: ignore[call-overload]
 
+    def _check_label_array(self) -> bool:
+        """Validate ``labels.npy``/``labels.seq`` when ``dataset_info`` names them; False for stores without them."""
+        if self.info.get("label_array") != LABEL_ARRAY_FILE:
+            return False
+        path, seq = self.dataset_dir / LABEL_ARRAY_FILE, self.dataset_dir / LABEL_SEQ_FILE
+        if not path.is_file() or not seq.is_file():
+            warn(
+                f"{self.dataset_dir}: dataset_info names a label array but {path.name} or {seq.name} is missing; "
+                "labels are read from SQLite (store.sync_label_array() writes the array again)"
+            )
+            return False
+        expected = (self._size, len(LABEL_TYPES), self.n_clusters)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path}: cannot map the label array ({exc}); is the file truncated?") from exc
+        if arr.dtype != np.float32 or arr.shape != expected:
+            raise ValueError(
+                f"{path}: label array of {arr.dtype} {arr.shape}, but dataset_info (dataset_size={self._size}, "
+                f"n_clusters={self.n_clusters}) needs float32 {expected}"
+            )
+        if seq.stat().st_size != 8:
+            raise ValueError(f"{seq}: {seq.stat().st_size} bytes, expected one int64 (8 bytes)")
+        return True
+
+    def _array_labels(self, rows_: Any, label_pos: Any = None) -> np.ndarray | None:
+        """Labels of index ``rows_`` from the label array, or None when a writer is or was mid-update."""
+        maps = self._embeddings()
+        seq = maps["seq"]
+        before = int(seq[0])
+        if before & 1:
+            return None
+        out = np.array(maps["labels"][rows_, self._label_pos if label_pos is None else label_pos])
+        return out if int(seq[0]) == before else None
+
     def _init_process_state(self) -> None:
-        self._cache = _SlotCache(self.cache_size)
+        self._cache = _SlotCache(self.cache_size, self._size)
         self._local = threading.local()
         self._maps: dict[str, np.ndarray] = {}
         self._maps_pid = -1
@@ -739,7 +906,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             old = getattr(local, "con", None)
             if old is not None:  # inherited through fork: SQLite forbids using it, and closing it could
                 _FORKED_CONNECTIONS.append(old)  # disturb the parent's locks; keep it alive, untouched
-                self._cache = _SlotCache(self.cache_size)  # the parent's cache and counters are not ours
+                self._cache = _SlotCache(self.cache_size, self._size)  # the parent's cache and counters are not ours
             local.con = self._connect()
             local.pid = pid
             local.version = local.con.execute("PRAGMA data_version").fetchone()[0]
@@ -751,7 +918,12 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             with self._maps_lock:
                 if self._maps_pid != os.getpid():
                     # plain ndarray views: numpy's memmap subclass adds microseconds to every index
-                    self._maps = {k: np.asarray(self._open_embeddings(k)) for k in EMBEDDING_FILES}
+                    maps = {k: np.asarray(self._open_embeddings(k)) for k in EMBEDDING_FILES}
+                    if self.has_label_array:
+                        maps["labels"] = np.asarray(np.load(self.dataset_dir / LABEL_ARRAY_FILE, mmap_mode="r"))
+                        seq = np.memmap(self.dataset_dir / LABEL_SEQ_FILE, dtype=np.int64, mode="r", shape=(1,))
+                        maps["seq"] = np.asarray(seq)
+                    self._maps = maps
                     self._maps_pid = os.getpid()
         return self._maps
 
@@ -832,6 +1004,13 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         ``order`` (positions into ``idx``) every output comes in that order:
         the memmaps are indexed once, straight into it.
         """
+        if self.reads_label_array:
+            rows_ = idx if order is None else idx[order]
+            from_array = self._array_labels(rows_)
+            if from_array is not None:
+                maps = self._embeddings()
+                emb = self._embedding_rows(rows_)
+                return [maps["base"][emb], maps["steering"][emb], from_array], None
         ids = self._sample_ids(idx)
         label_col = f"{self.label_type}_label"
         if self.return_metadata:
@@ -869,28 +1048,27 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         con = self._con()
         cache = self._cache
         if self.cache_size:  # the one-sample path of __getitems__, without its array bookkeeping
-            if i in cache.slots:  # about to serve from the cache: first make sure no one committed since
+            if cache.slot(i) >= 0:  # about to serve from the cache: first make sure no one committed since
                 self._fresh(con)
             with cache.lock:
-                slot = cache.slots.get(i)
-                if slot is not None:
+                slot = cache.slot(i)
+                if slot >= 0:
                     cache.hits += 1
                     cache.tick += 1
                     cache.used[slot] = cache.tick
                     return tuple(torch.from_numpy(a[slot].copy()) for a in cache.arrays)
                 cache.misses += 1
                 generation = cache.generation
-        sample_id = i + self._first_id if self._ids is None else int(self._ids[i])
-        row = con.execute(self._sql_one, (sample_id,)).fetchone()
-        if row is None:
-            raise ValueError(f"{self.db_path}: sample_id {sample_id} vanished from table samples")
+        label = self._array_labels(i) if self.reads_label_array else None
+        if label is None:
+            sample_id = i + self._first_id if self._ids is None else int(self._ids[i])
+            row = con.execute(self._sql_one, (sample_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"{self.db_path}: sample_id {sample_id} vanished from table samples")
+            label = self._decode(row[0], self._label_col, sample_id)
         emb = i if self._emb_idx is None else int(self._emb_idx[i])
         maps = self._embeddings()
-        arrays = [
-            maps["base"][emb].copy(),
-            maps["steering"][emb].copy(),
-            self._decode(row[0], self._label_col, sample_id),
-        ]
+        arrays = [maps["base"][emb].copy(), maps["steering"][emb].copy(), label]
         if self.cache_size:
             cache.insert_one(i, arrays, generation)
         return tuple(torch.from_numpy(a) for a in arrays)
@@ -909,7 +1087,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if not self.cache_size:
             arrays, meta = self._read(unique, inverse)  # embeddings read straight into batch order
             return self._batch(arrays, meta)
-        if any(map(self._cache.slots.__contains__, unique.tolist())):
+        if self._cache.contains(unique).any():
             self._fresh(con)  # some will be served from the cache: first make sure no one committed since
         generation = self._cache.generation
         with self._cache.lock:
@@ -1019,7 +1197,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         }
         if not given:
             raise ValueError("update_labels needs at least one of source_label, steering_label, combined_label")
-        blobs = {}
+        blobs, values = {}, {}
         for column, value in given.items():
             arr = _as_matrix(
                 np.reshape(np.asarray(value), (1, -1)) if not isinstance(value, torch.Tensor) else value.reshape(1, -1),
@@ -1028,21 +1206,112 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                 self.n_clusters,
             )
             _check_labels(arr, column)
+            values[_LABEL_COLUMNS.index(column)] = arr[0]
             blobs[column] = pickle.dumps(arr[0]) if self._encoding == "pickle" else arr[0].tobytes()
         con = self._con()
         assignments = ", ".join(f"{c} = ?" for c in blobs)
-        con.execute("BEGIN IMMEDIATE")
+        writer = _LabelArrayWriter(self) if self.has_label_array else None
+        con.execute("BEGIN IMMEDIATE")  # the write lock also serialises writers of the label array
         try:
             changed = con.execute(
                 f"UPDATE samples SET {assignments} WHERE sample_id = ?", (*blobs.values(), sample_id)
             ).rowcount
             if changed != 1:
                 raise KeyError(f"no sample with sample_id {sample_id} in {self.db_path}")
+            if writer is not None:  # NOTE [ Label array ]: same rows, inside the transaction, under the seqlock
+                if writer.begin():  # a writer died mid-update: rewrite everything from SQLite
+                    writer.copy_from_sqlite(con)
+                else:
+                    writer.write_row(self._index_of(sample_id), values)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            if writer is not None and writer.open:
+                with contextlib.suppress(Exception):  # on failure the sequence number stays odd: readers use SQLite
+                    writer.copy_from_sqlite(con)
+                    writer.end()
+                writer.close()
             raise
+        if writer is not None:
+            writer.end()
+            writer.close()
         self._cache.invalidate(self._index_of(sample_id))
+
+    def sync_label_array(self) -> None:
+        """Rewrite the label array from SQLite, in place; create it for stores that lack it.
+
+        Needed only after labels were changed in SQLite by something other
+        than :meth:`update_labels` (see NOTE [ Label array ] in
+        :mod:`mixweave.store`). Creating the array adds ``labels.npy``,
+        ``labels.seq`` and a ``label_array`` key in ``dataset_info``; the
+        files are written beside their final names and renamed into place.
+        Readers in other processes that opened the store before it had an
+        array keep reading labels from SQLite.
+        """
+        con = self._con()
+        if not self.has_label_array:
+            self._create_label_array(con)
+        else:
+            writer = _LabelArrayWriter(self)
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                writer.begin()
+                writer.copy_from_sqlite(con)
+                con.execute("COMMIT")
+                writer.end()
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                writer.close()
+        self._cache.invalidate()
+
+    def _create_label_array(self, con: sqlite3.Connection) -> None:
+        shape = (len(LABEL_TYPES), self.n_clusters)
+        paths = {name: self.dataset_dir / name for name in (LABEL_ARRAY_FILE, LABEL_SEQ_FILE)}
+        tmp = {name: path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp") for name, path in paths.items()}
+        try:
+            con.execute("BEGIN IMMEDIATE")  # no label changes while the copy is taken
+            with open(tmp[LABEL_ARRAY_FILE], "wb") as f:
+                f.write(_npy_header(self._size, *shape))
+                for _, labels in self._label_rows(con):
+                    f.write(labels.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            with open(tmp[LABEL_SEQ_FILE], "wb") as f:
+                f.write(np.zeros(1, dtype=np.int64).tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            for name in (LABEL_SEQ_FILE, LABEL_ARRAY_FILE):
+                os.replace(tmp[name], paths[name])
+            _fsync(self.dataset_dir)
+            con.execute("INSERT OR REPLACE INTO dataset_info VALUES ('label_array', ?)", (LABEL_ARRAY_FILE,))
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            for path in tmp.values():
+                path.unlink(missing_ok=True)
+            raise
+        self.info["label_array"] = LABEL_ARRAY_FILE
+        self.has_label_array = self._check_label_array()
+        self.reads_label_array = (
+            self.has_label_array and not self.return_metadata and platform.machine().lower() in _LABEL_ARRAY_MACHINES
+        )
+        with self._maps_lock:
+            self._maps_pid = -1  # reopen the maps, now with the label array
+
+    def _label_rows(self, con: sqlite3.Connection, chunk: int = 65_536) -> Any:
+        """Yield ``(start, labels)``: the three labels, float32 ``(k, 3, C)``, in index order, ``chunk`` rows each."""
+        cursor = con.execute(f"SELECT sample_id, {', '.join(_LABEL_COLUMNS)} FROM samples ORDER BY sample_id")
+        start = 0
+        while batch := cursor.fetchmany(chunk):
+            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
+            labels = np.stack(
+                [self._decode_many([r[1 + k] for r in batch], c, ids) for k, c in enumerate(_LABEL_COLUMNS)], axis=1
+            )
+            yield start, labels
+            start += ids.size
 
     # -- cache ------------------------------------------------------------------
     def get_cache_stats(self) -> dict[str, Any]:
@@ -1054,7 +1323,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                 "hits": c.hits,
                 "misses": c.misses,
                 "hit_rate": c.hits / total if total else 0.0,
-                "size": len(c.slots),
+                "size": len(c),
                 "capacity": c.capacity,
             }
 
@@ -1065,7 +1334,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             return
         unique = np.unique(idx)[-self.cache_size :]
         with self._cache.lock:
-            unique = unique[[k not in self._cache.slots for k in unique.tolist()]]
+            unique = unique[~self._cache.contains(unique)]
         generation = self._cache.generation
         arrays, meta = self._read(unique)
         self._cache.insert(unique, arrays, meta, generation)
@@ -1203,13 +1472,17 @@ def store_summary(
         "embedding_dim": ds.embedding_dim,
         "n_clusters": ds.n_clusters,
         "label_encoding": ds._encoding,
+        "label_array": ds.has_label_array,
         "files": files,
         "bytes": sum(files.values()),
         "labels": {},
         "cache_advice": {
             "cache_size": max(100, len(ds) // 10),
             "bytes_per_cached_sample": per_row,
-            "note": "10% of the samples per process; every DataLoader worker keeps its own cache",
+            "note": (
+                "10% of the samples per process when the same samples come back soon; for random batches over "
+                "the whole store cache_size=0 reads faster (every DataLoader worker keeps its own cache)"
+            ),
         },
     }
     for column in _LABEL_COLUMNS:
