@@ -733,3 +733,51 @@ def test_label_array_bad_files_and_other_machines(built, monkeypatch):
         ds = ClusterLabeledDataset(path, label_type="source")
     assert not ds.reads_label_array
     np.testing.assert_array_equal(ds[11][2].numpy(), np.eye(C)[1])
+
+
+def _race_writer(path, versions, done):
+    ds = ClusterLabeledDataset(path, label_type="source", cache_size=0)
+    wide = ds.n_clusters
+    for version in range(1, versions + 1):
+        ds.update_labels(version % 4, source_label=np.full(wide, float(version)))
+    done.set()
+
+
+def _race_reader(path, done, out):
+    ds = ClusterLabeledDataset(path, label_type="source", cache_size=0)
+    assert ds.reads_label_array
+    torn, seen = 0, set()
+    while not done.is_set():
+        for label in [ds[3][2], *(s[2] for s in ds.__getitems__([0, 1, 2, 3]))]:
+            values = label.numpy()
+            torn += int(not np.all(values == values[0]))
+            seen.add(float(values[0]))
+    out.put((torn, len(seen)))
+
+
+@pytest.mark.slow
+def test_processes_reading_the_label_array_while_another_process_updates(tmp_path):
+    """Real processes: one rewrites rows (4 KiB each) again and again, two read them through the label
+    array; no read may mix two versions of a row, and the readers must have seen the updates happen."""
+    wide = 1024
+    data = _data(n=8, c=wide)
+    data["source_labels"] = np.full((8, wide), 1.0 / wide, dtype=np.float32)  # constant rows that sum to 1
+    path = tmp_path / "store"
+    ClusterLabeledDataset.build(path, **data)
+    ctx = mp.get_context("spawn")
+    done, out = ctx.Event(), ctx.Queue()
+    readers = [ctx.Process(target=_race_reader, args=(str(path), done, out)) for _ in range(2)]
+    for p in readers:
+        p.start()
+    time.sleep(1.0)  # the readers are running before the first update
+    writer = ctx.Process(target=_race_writer, args=(str(path), 400, done))
+    writer.start()
+    writer.join(120)
+    results = [out.get(timeout=60) for _ in readers]
+    for p in readers:
+        p.join(30)
+    assert writer.exitcode == 0 and all(p.exitcode == 0 for p in readers)
+    assert all(torn == 0 for torn, _ in results), results
+    assert all(versions > 10 for _, versions in results), results  # they did read while rows changed
+    final = ClusterLabeledDataset(path, label_type="source", cache_size=0)
+    assert [final[r][2][0].item() for r in range(4)] == [400.0, 397.0, 398.0, 399.0]
