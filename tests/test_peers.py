@@ -1,0 +1,141 @@
+"""What the README's comparison table says about the peers, checked against the peers themselves.
+
+Hugging Face ``datasets.interleave_datasets`` and torchdata's
+``torchdata.nodes.MultiNodeWeightedSampler`` are dev dependencies, so every
+cell of their columns is exercised here; mixweave's column is covered by the
+rest of the suite. MosaicML Streaming is not compared (see the README).
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from mixweave import WeightedConcatDataset
+
+pytestmark = pytest.mark.filterwarnings("ignore:.set_vital. is deprecated")
+
+SHARES = [0.8, 0.2]
+
+
+def _max_prefix_deviation(source_ids: np.ndarray, shares) -> float:
+    """Largest |count of a source in a prefix - prefix length x its share| over all prefixes and sources."""
+    onehot = np.eye(len(shares))[source_ids]
+    target = np.arange(1, source_ids.size + 1)[:, None] * np.asarray(shares)
+    return float(np.abs(np.cumsum(onehot, axis=0) - target).max())
+
+
+# -- Hugging Face datasets ----------------------------------------------------------------------------------------
+def _hf_sources():
+    from datasets import Dataset
+
+    return Dataset.from_dict({"x": list(range(400))}), Dataset.from_dict({"x": list(range(1000, 1100))})
+
+
+def _hf_mix(seed):
+    from datasets import interleave_datasets
+
+    return list(interleave_datasets(list(_hf_sources()), probabilities=SHARES, seed=seed)["x"])
+
+
+def test_hf_interleave_same_seed_same_order_and_no_epochs():
+    first, again, other = _hf_mix(0), _hf_mix(0), _hf_mix(1)
+    assert first == again and first != other
+    from datasets import interleave_datasets
+
+    mixed = interleave_datasets(list(_hf_sources()), probabilities=SHARES, seed=0)
+    assert not hasattr(mixed, "set_epoch")  # a map-style result is one fixed order: a new epoch is a new call
+    assert list(mixed["x"]) == list(mixed["x"])
+
+
+def test_hf_interleave_draws_sources_independently_not_exactly():
+    order = np.array(_hf_mix(0))
+    sources = (order >= 1000).astype(int)
+    assert _max_prefix_deviation(sources, SHARES) > 3  # i.i.d. draws: prefixes drift from 80/20
+    ours = WeightedConcatDataset([list(range(400)), list(range(1000, 1100))], SHARES, length=order.size, mode="exact")
+    assert _max_prefix_deviation(ours.plan(0).sources, SHARES) <= 1.0  # mixweave's exact mode, same length
+
+
+def test_hf_split_dataset_by_node_gives_disjoint_contiguous_shards():
+    from datasets import interleave_datasets
+    from datasets.distributed import split_dataset_by_node
+
+    mixed = interleave_datasets(list(_hf_sources()), probabilities=SHARES, seed=0)
+    shards = [list(split_dataset_by_node(mixed, rank=r, world_size=3)["x"]) for r in range(3)]
+    assert all(shards)  # every rank gets a block
+    assert [x for shard in shards for x in shard] == list(mixed["x"])  # contiguous blocks of the one order
+
+
+def test_hf_resume_only_for_iterable_datasets():
+    from datasets import interleave_datasets
+
+    a, b = _hf_sources()
+    assert not hasattr(interleave_datasets([a, b], probabilities=SHARES, seed=0), "state_dict")
+
+    def stream():
+        return interleave_datasets([a.to_iterable_dataset(), b.to_iterable_dataset()], probabilities=SHARES, seed=0)
+
+    streamed = stream()
+    it = iter(streamed)
+    seen = [next(it)["x"] for _ in range(37)]
+    resumed = stream()  # as after a restart
+    resumed.load_state_dict(streamed.state_dict())
+    rest = [row["x"] for row in resumed]
+    assert seen + rest == [row["x"] for row in stream()]
+
+
+def test_hf_and_torchdata_weight_sources_not_samples():
+    from datasets import interleave_datasets
+    from torchdata.nodes import MultiNodeWeightedSampler
+
+    assert "probabilities" in inspect.signature(interleave_datasets).parameters
+    params = inspect.signature(MultiNodeWeightedSampler).parameters
+    assert "weights" in params and "source_nodes" in params  # one weight per source node
+    for name in ("sample_weights", "class_weights", "within"):
+        assert name not in inspect.signature(interleave_datasets).parameters and name not in params
+
+
+# -- torchdata -------------------------------------------------------------------------------------------------------
+def _td_stream(seed, rank=None, world_size=None, n=300):
+    from torchdata.nodes import IterableWrapper, MultiNodeWeightedSampler
+
+    sources = {"a": IterableWrapper(range(400)), "b": IterableWrapper(range(1000, 1100))}
+    node = MultiNodeWeightedSampler(sources, {"a": 0.8, "b": 0.2}, rank=rank, world_size=world_size, seed=seed)
+    it = iter(node)
+    return node, [next(it) for _ in range(n)]
+
+
+def test_torchdata_weighted_sampler_same_seed_same_stream_and_random_shares():
+    _, first = _td_stream(0)
+    _, again = _td_stream(0)
+    _, other = _td_stream(1)
+    assert first == again and first != other
+    sources = (np.array(first) >= 1000).astype(int)
+    assert _max_prefix_deviation(sources, SHARES) > 3  # drawn with torch.multinomial, not in exact quotas
+
+
+def test_torchdata_ranks_draw_their_own_streams_not_shards_of_one():
+    _, rank0 = _td_stream(0, rank=0, world_size=2)
+    _, rank1 = _td_stream(0, rank=1, world_size=2)
+    assert rank0 != rank1
+    # each rank walks the same sources itself: the ranks overlap, they are not parts of one plan
+    assert set(rank0) & set(rank1)
+
+
+def test_torchdata_weighted_sampler_resumes_from_state_dict():
+    from torchdata.nodes import IterableWrapper, MultiNodeWeightedSampler
+
+    def make():
+        sources = {"a": IterableWrapper(range(400)), "b": IterableWrapper(range(1000, 1100))}
+        return MultiNodeWeightedSampler(sources, {"a": 0.8, "b": 0.2}, seed=0)
+
+    node = make()
+    it = iter(node)
+    seen = [next(it) for _ in range(41)]
+    state = node.state_dict()
+    resumed = make()
+    resumed.reset(state)
+    rest = [next(resumed) for _ in range(50)]
+    reference = make()
+    ref_it = iter(reference)
+    assert seen + rest == [next(ref_it) for _ in range(91)]
