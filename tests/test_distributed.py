@@ -1,5 +1,7 @@
 """Sharding under a real torch.distributed process group (gloo, CPU processes)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch.distributed as dist
@@ -17,6 +19,7 @@ from mixweave import (
     get_sample_weights,
     inverse_frequency,
 )
+from mixweave.pipeline import from_config
 
 WEIGHTS = np.linspace(0.0, 1.0, 101)
 
@@ -72,6 +75,7 @@ def test_ranks_from_process_group_disjoint_union_is_single_plan(tmp_path):
 
 WORLD = 3
 N_ROWS = 600
+PIPELINE = Path(__file__).resolve().parents[1] / "examples" / "configs" / "pipeline.yaml"
 
 
 def _data():
@@ -114,6 +118,8 @@ def _objects(world=None, rank=None, phase=None):
     }
     for name, ds in list(mixed.items()):
         samplers[name] = ds.sampler(**kw)
+    # a declarative pipeline: scheduled source shares, class balance inside each source (1000 draws)
+    samplers["pipeline_class_balanced"] = from_config(PIPELINE, num_replicas=world, rank=rank).sampler
     return samplers, mixed, (state_c, state_j)
 
 
