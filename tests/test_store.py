@@ -781,3 +781,29 @@ def test_processes_reading_the_label_array_while_another_process_updates(tmp_pat
     assert all(versions > 10 for _, versions in results), results  # they did read while rows changed
     final = ClusterLabeledDataset(path, label_type="source", cache_size=0)
     assert [final[r][2][0].item() for r in range(4)] == [400.0, 397.0, 398.0, 399.0]
+
+
+def test_batched_reads_through_both_cache_paths_equal_uncached_reads(built):
+    """Batches that are mostly hits (served from the cache) and mostly misses (read from storage, hits laid
+    over them), with and without repeated indices, give what a cache-free reader gives."""
+    path, _, _ = built
+    cached = ClusterLabeledDataset(path, label_type="steering", cache_size=20)
+    plain = ClusterLabeledDataset(path, label_type="steering", cache_size=0)
+    rng = np.random.default_rng(8)
+    requested = 0
+    for step in range(60):
+        if step % 3 == 0:
+            batch = rng.choice(10, size=8, replace=False)  # a hot set of 10: mostly hits once warm
+        elif step % 3 == 1:
+            batch = rng.integers(0, N, 16)  # random, often with repeats: mostly misses
+        else:
+            batch = rng.permutation(N)[:12]  # random, no repeats
+        requested += np.unique(batch).size
+        got, want = cached.__getitems__(batch), plain.__getitems__(batch)
+        for a, b in zip(got.collate(), want.collate(), strict=True):
+            assert torch.equal(a, b), f"step {step}"
+        if step == 30:
+            cached.update_labels(3, steering_label=np.eye(C)[0])  # hits must not serve the old row
+            plain = ClusterLabeledDataset(path, label_type="steering", cache_size=0)
+    stats = cached.get_cache_stats()
+    assert stats["hits"] + stats["misses"] == requested and stats["hits"] > 100

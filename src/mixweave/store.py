@@ -1087,27 +1087,38 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if not self.cache_size:
             arrays, meta = self._read(unique, inverse)  # embeddings read straight into batch order
             return self._batch(arrays, meta)
-        if self._cache.contains(unique).any():
+        # Without repeated indices work in the batch's own order: nothing to reorder at the end.
+        keys = idx if unique.size == idx.size else unique
+        cached = self._cache.contains(keys)
+        if cached.any():
             self._fresh(con)  # some will be served from the cache: first make sure no one committed since
         generation = self._cache.generation
-        with self._cache.lock:
-            shapes = [a.shape[1:] for a in self._cache.arrays]  # none before the first insert: then all miss
-        arrays = [np.empty((unique.size, *sh), dtype=np.float32) for sh in shapes]
-        meta = [{}] * unique.size if self.return_metadata else None
-        hit = self._cache.lookup(unique, arrays, meta)
-        missing = np.flatnonzero(~hit)
-        if missing.size == unique.size:
-            arrays, meta = self._read(unique)
-            self._cache.insert(unique, arrays, meta, generation)
-        elif missing.size:
-            fresh, fresh_meta = self._read(unique[missing])
-            for dst, src in zip(arrays, fresh, strict=True):
+        if cached.mean() < 0.5:
+            # Mostly misses: read every row from storage into the output (one fancy index per
+            # array, cheaper than scattering the misses around the hits), then let the cache
+            # serve its few hits over it (the same values: updates drop their rows from it).
+            arrays, meta = self._read(keys)
+            hit = self._cache.lookup(keys, arrays, meta)
+            missing = np.flatnonzero(~hit)
+            fresh = arrays if missing.size == keys.size else [a[missing] for a in arrays]
+            fresh_meta = meta if meta is None or missing.size == keys.size else [meta[j] for j in missing.tolist()]
+        else:
+            # Mostly hits: take them from the cache and read only the misses from storage.
+            with self._cache.lock:
+                shapes = [a.shape[1:] for a in self._cache.arrays]
+            arrays = [np.empty((keys.size, *sh), dtype=np.float32) for sh in shapes]
+            meta = [{}] * keys.size if self.return_metadata else None
+            hit = self._cache.lookup(keys, arrays, meta)
+            missing = np.flatnonzero(~hit)
+            fresh, fresh_meta = self._read(keys[missing]) if missing.size else ([], None)
+            for dst, src in zip(arrays, fresh, strict=False):
                 dst[missing] = src
             if meta is not None and fresh_meta is not None:
                 for j, m in zip(missing.tolist(), fresh_meta, strict=True):
                     meta[j] = m
-            self._cache.insert(unique[missing], fresh, fresh_meta, generation)
-        if unique.size != idx.size or not np.array_equal(unique, idx):
+        if missing.size:
+            self._cache.insert(keys[missing], fresh, fresh_meta, generation)
+        if keys is unique and (unique.size != idx.size or not np.array_equal(unique, idx)):
             arrays = [a[inverse] for a in arrays]
             meta = None if meta is None else [meta[j] for j in inverse.tolist()]
         return self._batch(arrays, meta)
