@@ -285,3 +285,22 @@ def test_workers_and_start_method_never_change_what_is_drawn():
     np.random.seed(123)  # noqa: NPY002
     assert two_epochs(num_workers=2) == expected
     assert two_epochs(num_workers=2, multiprocessing_context="spawn", persistent_workers=True) == expected
+
+
+def test_state_between_iter_and_the_first_index_keeps_the_start():
+    """A loader may save state after building its iterator and before drawing from it (StatefulDataLoader
+    right after a restore): the state must still say where that iteration starts."""
+    s = WeightedSampler(W, num_samples=50, seed=3)
+    it = iter(s)
+    for _ in range(20):
+        next(it)
+    state = s.state_dict()
+    resumed = WeightedSampler(W, num_samples=50, seed=3)
+    resumed.load_state_dict(state)
+    fresh_iter = iter(resumed)
+    assert resumed.state_dict()["position"] == 20  # nothing drawn yet from the new iterator
+    assert len(list(fresh_iter)) == 30
+    abandoned = iter(s)  # s was left mid-epoch; a new iter() starts its epoch afresh ...
+    next(abandoned)
+    iter(s)
+    assert s.state_dict()["position"] == 0  # ... and the abandoned iterator no longer counts

@@ -162,10 +162,12 @@ class PlanSampler(Sampler[int]):
         # first index is drawn (see NOTE [ Resume ]): a loader that builds an iterator
         # and discards it unstarted still consumes an exhausted rest of an epoch.
         epoch, start, stop = self._epoch, self._resume_position, len(self)
-        self._resume_position, self._finished = 0, None
+        # until the first chunk is drawn, the position is where this iteration starts
+        self._resume_position, self._finished, self._live = 0, None, (start, iter(()))
         for hook in self.epoch_hooks:
             hook(self, epoch)
         if start >= stop:  # a resumed epoch with nothing left: move on now
+            self._live = None
             self._advance(epoch)
             return iter(())
         # chain hands out the ints of each chunk's list at C speed; Python code runs once per chunk
