@@ -506,6 +506,48 @@ class _SlotCache:
             self.slot_of[keys] = slots
             self.count += keys.size
 
+    def count_and_insert(
+        self, keys: np.ndarray, arrays: Sequence[np.ndarray], meta: list[Any] | None, generation: int
+    ) -> None:
+        """Count a batch read in full from storage as hits and misses, and keep its uncached rows.
+
+        ``arrays`` (and ``meta``) hold every key's row as read from storage; a
+        cached row is the same (updates drop theirs), so hits are only counted and
+        marked as used. New rows go in with one scatter per array: cached keys
+        rewrite their own slot, which saves gathering the new rows first. Falls back
+        to :meth:`insert` when the new rows do not fit beside this batch's hits.
+        """
+        with self.lock:
+            if self.slot_of is None:
+                self.slot_of = np.full(self.size, -1, dtype=np.int32)
+            slots = self.slot_of[keys].astype(np.int64)
+            new = slots < 0
+            n_new = int(new.sum())
+            self.hits += keys.size - n_new
+            self.misses += n_new
+            self.tick += 1
+            self.used[slots[~new]] = self.tick  # this batch's hits: most recently used, not to be evicted
+            if not n_new or not self.capacity or generation != self.generation:
+                return
+            fallback = n_new > self.capacity - (keys.size - n_new) or meta is not None or not self.arrays
+            if not fallback:
+                if self.capacity - self.count >= n_new:
+                    chosen = np.flatnonzero(self.keys < 0)[:n_new]
+                else:
+                    chosen = np.argpartition(np.where(self.keys < 0, -1, self.used), n_new - 1)[:n_new]
+                    self._evict(chosen)
+                slots[new] = chosen
+                for dst, src in zip(self.arrays, arrays, strict=True):
+                    dst[slots] = src
+                self.keys[chosen] = keys[new]
+                self.used[chosen] = self.tick
+                self.slot_of[keys[new]] = chosen
+                self.count += n_new
+        if fallback:
+            where = np.flatnonzero(new)
+            rows_ = [a[where] for a in arrays]
+            self.insert(keys[where], rows_, None if meta is None else [meta[j] for j in where.tolist()], generation)
+
     def insert_one(self, key: int, rows_: Sequence[np.ndarray], generation: int) -> None:
         """Store one sample, in a free slot or the least recently used one."""
         with self.lock:
@@ -971,11 +1013,13 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if idx.dtype.kind not in "iu":
             raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
         idx = idx.astype(np.int64).reshape(-1)
-        out_of_range = (idx < -self._size) | (idx >= self._size)
-        if out_of_range.any():
-            bad = int(idx[np.flatnonzero(out_of_range)[0]])
+        if not idx.size:
+            return idx
+        low, high = int(idx.min()), int(idx.max())
+        if low < -self._size or high >= self._size:
+            bad = low if low < -self._size else high
             raise IndexError(f"index {bad} is out of range for a store of {self._size} samples")
-        return np.where(idx < 0, idx + self._size, idx)
+        return np.where(idx < 0, idx + self._size, idx) if low < 0 else idx
 
     def _sample_ids(self, idx: np.ndarray) -> np.ndarray:
         return idx + self._first_id if self._ids is None else self._ids[idx]
@@ -1083,25 +1127,28 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         """
         idx = self._positions(indices)
         con = self._con()
-        unique, inverse = np.unique(idx, return_inverse=True)
         if not self.cache_size:
-            arrays, meta = self._read(unique, inverse)  # embeddings read straight into batch order
+            unique, order = np.unique(idx, return_inverse=True)
+            arrays, meta = self._read(unique, order)  # embeddings read straight into batch order
             return self._batch(arrays, meta)
         # Without repeated indices work in the batch's own order: nothing to reorder at the end.
-        keys = idx if unique.size == idx.size else unique
+        ordered = np.sort(idx)
+        inverse: np.ndarray | None
+        if (ordered[1:] != ordered[:-1]).all():
+            keys, unique, inverse = idx, ordered, None
+        else:
+            unique, inverse = np.unique(idx, return_inverse=True)
+            keys = unique
         cached = self._cache.contains(keys)
         if cached.any():
             self._fresh(con)  # some will be served from the cache: first make sure no one committed since
         generation = self._cache.generation
         if cached.mean() < 0.5:
             # Mostly misses: read every row from storage into the output (one fancy index per
-            # array, cheaper than scattering the misses around the hits), then let the cache
-            # serve its few hits over it (the same values: updates drop their rows from it).
+            # array, cheaper than scattering the misses around the few hits, whose cached copies
+            # hold the same values: updates drop their rows from the cache), then keep the new rows.
             arrays, meta = self._read(keys)
-            hit = self._cache.lookup(keys, arrays, meta)
-            missing = np.flatnonzero(~hit)
-            fresh = arrays if missing.size == keys.size else [a[missing] for a in arrays]
-            fresh_meta = meta if meta is None or missing.size == keys.size else [meta[j] for j in missing.tolist()]
+            self._cache.count_and_insert(keys, arrays, meta, generation)
         else:
             # Mostly hits: take them from the cache and read only the misses from storage.
             with self._cache.lock:
@@ -1116,9 +1163,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             if meta is not None and fresh_meta is not None:
                 for j, m in zip(missing.tolist(), fresh_meta, strict=True):
                     meta[j] = m
-        if missing.size:
-            self._cache.insert(keys[missing], fresh, fresh_meta, generation)
-        if keys is unique and (unique.size != idx.size or not np.array_equal(unique, idx)):
+            if missing.size:
+                self._cache.insert(keys[missing], fresh, fresh_meta, generation)
+        if inverse is not None:
             arrays = [a[inverse] for a in arrays]
             meta = None if meta is None else [meta[j] for j in inverse.tolist()]
         return self._batch(arrays, meta)
