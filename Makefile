@@ -7,8 +7,13 @@ TORCH_SPEC ?= torch==2.13.0
 CORE_STAMP := $(VENV)/.core-stamp
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# A second environment for MosaicML Streaming, which tests/test_peers.py compares against: it needs
+# torchvision, hence a torch of its own (a CUDA build from PyPI, about 6 GB), so it cannot share .venv.
+PEERS_VENV ?= .venv-peers
+PEERS_SPEC ?= torch==2.14.1 torchvision==0.29.1 mosaicml-streaming==0.13.0
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install peers demo test lint typecheck check bench clean
 
 # The package alone (enough for `make demo`), then the test and integration extras (for `make test`).
 $(CORE_STAMP): pyproject.toml
@@ -24,10 +29,17 @@ $(STAMP): $(CORE_STAMP)
 
 install: $(STAMP)
 
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEERS_SPEC)
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
 demo: $(CORE_STAMP)
 	$(BIN)/mixweave demo
 
-test: $(STAMP)
+test: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -44,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

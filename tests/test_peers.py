@@ -3,10 +3,16 @@
 Hugging Face ``datasets.interleave_datasets`` and torchdata's
 ``torchdata.nodes.MultiNodeWeightedSampler`` are dev dependencies, so every
 cell of their columns is exercised here; mixweave's column is covered by the
-rest of the suite. MosaicML Streaming is not compared (see the README).
+rest of the suite. MosaicML Streaming needs a torch of its own: it runs in
+``.venv-peers`` (built by ``make test``) through tests/peers/mosaic_claims.py.
 """
 
 import inspect
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +145,68 @@ def test_torchdata_weighted_sampler_resumes_from_state_dict():
     reference = make()
     ref_it = iter(reference)
     assert seen + rest == [next(ref_it) for _ in range(91)]
+
+
+# -- MosaicML Streaming (in its own environment, .venv-peers: see the Makefile) --------------------------------------
+_DEFAULT_PEERS = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"
+PEERS_PYTHON = Path(os.environ.get("MIXWEAVE_PEERS_PYTHON", _DEFAULT_PEERS))
+MOSAIC_SCRIPT = Path(__file__).resolve().parent / "peers" / "mosaic_claims.py"
+
+
+def _mosaic(root, *args, env=None, background=False):
+    if not PEERS_PYTHON.exists():
+        pytest.fail(f"{PEERS_PYTHON} is missing: `make peers` (or `make test`) builds the Streaming environment")
+    cmd = [str(PEERS_PYTHON), str(MOSAIC_SCRIPT), str(root), *map(str, args)]
+    full_env = {**os.environ, **(env or {})}
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def mosaic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mosaic")
+    return root, _mosaic(root)  # writes two MDS sources: 400 rows (0..399) and 100 rows (1000..1099)
+
+
+@pytest.mark.slow
+def test_mosaic_same_seed_same_order_new_shuffle_each_epoch_exact_totals_not_prefixes(mosaic):
+    _, facts = mosaic
+    first = facts["first"]
+    assert len(first) == facts["epoch_size"] == 500
+    assert facts["again"] == first and facts["other_seed"] != first  # the order follows shuffle_seed
+    assert facts["second"] != first  # the same object reshuffles for its next epoch
+    assert facts["b_count"] == 100  # proportions 0.8 / 0.2: exact totals per epoch ...
+    assert facts["prefix_deviation"] > 3  # ... but prefixes drift (mixweave's exact mode stays within 1)
+
+
+@pytest.mark.slow
+def test_mosaic_resumes_mid_epoch_from_state_dict(mosaic):
+    _, facts = mosaic
+    assert facts["resumed"] == facts["first"]  # 123 samples, state_dict, a new dataset, the rest
+
+
+def test_mosaic_weights_streams_not_samples(mosaic):
+    _, facts = mosaic
+    assert {"proportion", "repeat", "choose"} <= set(facts["stream_params"])
+    assert not {"weights", "sample_weights", "class_weights"} & set(facts["stream_params"])
+
+
+@pytest.mark.slow
+def test_mosaic_ranks_take_turns_through_one_order(mosaic):
+    """Two ranks (Streaming reads RANK/WORLD_SIZE and starts gloo itself): disjoint, and interleaved they
+    are the single-process epoch."""
+    root, facts = mosaic
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+    procs = [_mosaic(root, r, 2, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, background=True) for r in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    shards = [json.loads(out.splitlines()[-1])["samples"] for out, _ in outs]
+    assert not set(shards[0]) & set(shards[1])
+    assert [x for pair in zip(*shards, strict=True) for x in pair] == facts["first"]
