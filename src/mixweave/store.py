@@ -913,14 +913,14 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             raise ValueError(f"{seq}: {seq.stat().st_size} bytes, expected one int64 (8 bytes)")
         return True
 
-    def _array_labels(self, rows_: Any, label_pos: Any = None) -> np.ndarray | None:
+    def _array_labels(self, rows_: Any) -> np.ndarray | None:
         """Labels of index ``rows_`` from the label array, or None when a writer is or was mid-update."""
         maps = self._embeddings()
         seq = maps["seq"]
         before = int(seq[0])
         if before & 1:
             return None
-        out = np.array(maps["labels"][rows_, self._label_pos if label_pos is None else label_pos])
+        out = np.array(maps["labels"][rows_, self._label_pos])
         return out if int(seq[0]) == before else None
 
     def _init_process_state(self) -> None:
