@@ -920,7 +920,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         before = int(seq[0])
         if before & 1:
             return None
-        out = np.array(maps["labels"][rows_, self._label_pos])
+        picked = maps["label_view"][rows_]  # fancy indexing copies; one row is a view, so copy it
+        out = picked.copy() if isinstance(rows_, (int, np.integer)) else picked
         return out if int(seq[0]) == before else None
 
     def _init_process_state(self) -> None:
@@ -963,6 +964,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                     maps = {k: np.asarray(self._open_embeddings(k)) for k in EMBEDDING_FILES}
                     if self.has_label_array:
                         maps["labels"] = np.asarray(np.load(self.dataset_dir / LABEL_ARRAY_FILE, mmap_mode="r"))
+                        maps["label_view"] = maps["labels"][:, self._label_pos]  # (N, C), strided
                         seq = np.memmap(self.dataset_dir / LABEL_SEQ_FILE, dtype=np.int64, mode="r", shape=(1,))
                         maps["seq"] = np.asarray(seq)
                     self._maps = maps
