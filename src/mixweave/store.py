@@ -167,6 +167,14 @@ def _blobs(labels: np.ndarray) -> list[bytes]:
     return blobs
 
 
+def _write_seq_file(path: Path) -> None:
+    """A new ``labels.seq``: one int64 zero (even: no writer inside), flushed to disk."""
+    with open(path, "wb") as f:
+        f.write(np.zeros(1, dtype=np.int64).tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -328,10 +336,7 @@ class ClusterStoreWriter:
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
-            with open(self._tmp / LABEL_SEQ_FILE, "wb") as f:
-                f.write(np.zeros(1, dtype=np.int64).tobytes())
-                f.flush()
-                os.fsync(f.fileno())
+            _write_seq_file(self._tmp / LABEL_SEQ_FILE)
             info = {
                 "format": FORMAT,
                 "n_clusters": self.n_clusters,
@@ -463,12 +468,22 @@ class _SlotCache:
                 self.used[slots] = self.tick
             return hit
 
-    def _evict(self, slots: np.ndarray) -> None:
-        assert self.slot_of is not None
+    def _index(self) -> np.ndarray:
+        """``slot_of``, allocated on first use (call under the lock)."""
+        if self.slot_of is None:
+            self.slot_of = np.full(self.size, -1, dtype=np.int32)
+        return self.slot_of
+
+    def _take_slots(self, n: int) -> np.ndarray:
+        """``n`` slots for new rows: free ones first, else the least recently used, evicted (under the lock)."""
+        if self.capacity - self.count >= n:
+            return np.flatnonzero(self.keys < 0)[:n]
+        slots = np.argpartition(np.where(self.keys < 0, -1, self.used), n - 1)[:n]
         old = self.keys[slots]
         old = old[old >= 0]
-        self.slot_of[old] = -1
+        self._index()[old] = -1
         self.count -= old.size
+        return slots
 
     def insert(self, keys: np.ndarray, arrays: Sequence[np.ndarray], meta: list[Any] | None, generation: int) -> None:
         """Store rows of unique ``keys`` (not already cached), evicting the least recently used."""
@@ -477,9 +492,8 @@ class _SlotCache:
         with self.lock:
             if generation != self.generation:
                 return  # an update happened while these rows were read: they may be stale
-            if self.slot_of is None:
-                self.slot_of = np.full(self.size, -1, dtype=np.int32)
-            new = self.slot_of[keys] < 0
+            slot_of = self._index()
+            new = slot_of[keys] < 0
             if not new.all():  # another thread cached some of them meanwhile
                 keys, arrays = keys[new], [a[new] for a in arrays]
                 meta = None if meta is None else [m for m, fresh in zip(meta, new.tolist(), strict=True) if fresh]
@@ -491,11 +505,7 @@ class _SlotCache:
                 self.arrays = [np.empty((self.capacity, *a.shape[1:]), dtype=a.dtype) for a in arrays]
                 if meta is not None:
                     self.meta = np.empty(self.capacity, dtype=object)
-            if self.capacity - self.count >= keys.size:
-                slots = np.flatnonzero(self.keys < 0)[: keys.size]
-            else:
-                slots = np.argpartition(np.where(self.keys < 0, -1, self.used), keys.size - 1)[: keys.size]
-                self._evict(slots)
+            slots = self._take_slots(keys.size)
             for dst, src in zip(self.arrays, arrays, strict=True):
                 dst[slots] = src[keep]
             if meta is not None and self.meta is not None:
@@ -503,7 +513,7 @@ class _SlotCache:
             self.keys[slots] = keys
             self.tick += 1
             self.used[slots] = self.tick
-            self.slot_of[keys] = slots
+            slot_of[keys] = slots
             self.count += keys.size
 
     def count_and_insert(
@@ -518,9 +528,8 @@ class _SlotCache:
         to :meth:`insert` when the new rows do not fit beside this batch's hits.
         """
         with self.lock:
-            if self.slot_of is None:
-                self.slot_of = np.full(self.size, -1, dtype=np.int32)
-            slots = self.slot_of[keys].astype(np.int64)
+            slot_of = self._index()
+            slots = slot_of[keys].astype(np.int64)
             new = slots < 0
             n_new = int(new.sum())
             self.hits += keys.size - n_new
@@ -531,17 +540,13 @@ class _SlotCache:
                 return
             fallback = n_new > self.capacity - (keys.size - n_new) or meta is not None or not self.arrays
             if not fallback:
-                if self.capacity - self.count >= n_new:
-                    chosen = np.flatnonzero(self.keys < 0)[:n_new]
-                else:
-                    chosen = np.argpartition(np.where(self.keys < 0, -1, self.used), n_new - 1)[:n_new]
-                    self._evict(chosen)
+                chosen = self._take_slots(n_new)
                 slots[new] = chosen
                 for dst, src in zip(self.arrays, arrays, strict=True):
                     dst[slots] = src
                 self.keys[chosen] = keys[new]
                 self.used[chosen] = self.tick
-                self.slot_of[keys[new]] = chosen
+                slot_of[keys[new]] = chosen
                 self.count += n_new
         if fallback:
             where = np.flatnonzero(new)
@@ -551,22 +556,21 @@ class _SlotCache:
     def insert_one(self, key: int, rows_: Sequence[np.ndarray], generation: int) -> None:
         """Store one sample, in a free slot or the least recently used one."""
         with self.lock:
-            if generation != self.generation or self.slot(key) >= 0:
+            slot_of = self._index()
+            if generation != self.generation or slot_of[key] >= 0:
                 return
-            if self.slot_of is None:
-                self.slot_of = np.full(self.size, -1, dtype=np.int32)
             if not self.arrays:
                 self.arrays = [np.empty((self.capacity, *r.shape), dtype=r.dtype) for r in rows_]
             slot = int(np.argmin(self.used))  # free slots have used == 0
             if self.keys[slot] >= 0:
-                self.slot_of[self.keys[slot]] = -1
+                slot_of[self.keys[slot]] = -1
                 self.count -= 1
             for dst, src in zip(self.arrays, rows_, strict=True):
                 dst[slot] = src
             self.keys[slot] = key
             self.tick += 1
             self.used[slot] = self.tick
-            self.slot_of[key] = slot
+            slot_of[key] = slot
             self.count += 1
 
     def invalidate(self, key: int | None = None) -> None:
@@ -785,11 +789,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         for key in EMBEDDING_FILES:  # validate both files now; reopened lazily per process
             self._open_embeddings(key)
         self._label_pos = LABEL_TYPES.index(self.label_type)
+        self._ordered_cpu = platform.machine().lower() in _LABEL_ARRAY_MACHINES
         self.has_label_array = self._check_label_array()
-        #: labels come from the label array (NOTE [ Label array ]) rather than one SQLite query per read
-        self.reads_label_array = (
-            self.has_label_array and not self.return_metadata and platform.machine().lower() in _LABEL_ARRAY_MACHINES
-        )
         self._label_col = f"{self.label_type}_label"
         self._sql_one = f"SELECT {self._label_col} FROM samples WHERE sample_id = ?"
         self._init_process_state()
@@ -887,6 +888,11 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                 f"embedding_dim={expected[1]}) needs {need}; the file is truncated or the shape is wrong"
             )
         return np.memmap(path, dtype=np.float32, mode=self.mmap_mode, shape=expected)  # type: ignore[call-overload]
+
+    @property
+    def reads_label_array(self) -> bool:
+        """Labels come from the label array (NOTE [ Label array ]) rather than one SQLite query per read."""
+        return self.has_label_array and not self.return_metadata and self._ordered_cpu
 
     def _check_label_array(self) -> bool:
         """Validate ``labels.npy``/``labels.seq`` when ``dataset_info`` names them; False for stores without them."""
@@ -1145,7 +1151,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         if cached.any():
             self._fresh(con)  # some will be served from the cache: first make sure no one committed since
         generation = self._cache.generation
-        if cached.mean() < 0.5:
+        if 2 * int(cached.sum()) < max(cached.size, 1):  # mostly misses (an empty batch counts as such)
             # Mostly misses: read every row from storage into the output (one fancy index per
             # array, cheaper than scattering the misses around the few hits, whose cached copies
             # hold the same values: updates drop their rows from the cache), then keep the new rows.
@@ -1159,13 +1165,13 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             meta = [{}] * keys.size if self.return_metadata else None
             hit = self._cache.lookup(keys, arrays, meta)
             missing = np.flatnonzero(~hit)
-            fresh, fresh_meta = self._read(keys[missing]) if missing.size else ([], None)
-            for dst, src in zip(arrays, fresh, strict=False):
-                dst[missing] = src
-            if meta is not None and fresh_meta is not None:
-                for j, m in zip(missing.tolist(), fresh_meta, strict=True):
-                    meta[j] = m
             if missing.size:
+                fresh, fresh_meta = self._read(keys[missing])
+                for dst, src in zip(arrays, fresh, strict=True):
+                    dst[missing] = src
+                if meta is not None and fresh_meta is not None:
+                    for j, m in zip(missing.tolist(), fresh_meta, strict=True):
+                        meta[j] = m
                 self._cache.insert(keys[missing], fresh, fresh_meta, generation)
         if inverse is not None:
             arrays = [a[inverse] for a in arrays]
@@ -1210,13 +1216,6 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             return sample_id - self._first_id
         return int(np.searchsorted(self._ids, sample_id))
 
-    def _label_chunks(self, column: str, chunk: int = 65_536) -> Any:
-        """Yield ``(sample_ids, labels)`` of ``column`` in sample_id order (= index order), ``chunk`` rows at a time."""
-        cursor = self._con().execute(f"SELECT sample_id, {column} FROM samples ORDER BY sample_id")
-        while batch := cursor.fetchmany(chunk):
-            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
-            yield ids, self._decode_many([r[1] for r in batch], column, ids)
-
     def label_matrix(self, label_type: str | None = None) -> np.ndarray:
         """All labels of ``label_type`` (default: this dataset's), float32 ``(len(self), n_clusters)``, row i = index i.
 
@@ -1225,10 +1224,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         """
         column = f"{check_choice(label_type or self.label_type, 'label_type', LABEL_TYPES)}_label"
         out = np.empty((len(self), self.n_clusters), dtype=np.float32)
-        start = 0
-        for ids, labels in self._label_chunks(column):
-            out[start : start + ids.size] = labels
-            start += ids.size
+        for start, labels in self._label_rows(self._con(), (column,)):
+            out[start : start + labels.shape[0]] = labels[:, 0]
         return out
 
     def update_labels(
@@ -1338,10 +1335,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                     f.write(labels.tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-            with open(tmp[LABEL_SEQ_FILE], "wb") as f:
-                f.write(np.zeros(1, dtype=np.int64).tobytes())
-                f.flush()
-                os.fsync(f.fileno())
+            _write_seq_file(tmp[LABEL_SEQ_FILE])
             for name in (LABEL_SEQ_FILE, LABEL_ARRAY_FILE):
                 os.replace(tmp[name], paths[name])
             _fsync(self.dataset_dir)
@@ -1355,20 +1349,20 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             raise
         self.info["label_array"] = LABEL_ARRAY_FILE
         self.has_label_array = self._check_label_array()
-        self.reads_label_array = (
-            self.has_label_array and not self.return_metadata and platform.machine().lower() in _LABEL_ARRAY_MACHINES
-        )
         with self._maps_lock:
             self._maps_pid = -1  # reopen the maps, now with the label array
 
-    def _label_rows(self, con: sqlite3.Connection, chunk: int = 65_536) -> Any:
-        """Yield ``(start, labels)``: the three labels, float32 ``(k, 3, C)``, in index order, ``chunk`` rows each."""
-        cursor = con.execute(f"SELECT sample_id, {', '.join(_LABEL_COLUMNS)} FROM samples ORDER BY sample_id")
+    def _label_rows(self, con: sqlite3.Connection, columns: Sequence[str] = _LABEL_COLUMNS, chunk: int = 65_536) -> Any:
+        """Yield ``(start, labels)`` from SQLite in index (sample_id) order, ``chunk`` rows at a time.
+
+        ``labels`` is float32 ``(k, len(columns), C)`` for rows ``start .. start + k``; no embedding is read.
+        """
+        cursor = con.execute(f"SELECT sample_id, {', '.join(columns)} FROM samples ORDER BY sample_id")
         start = 0
         while batch := cursor.fetchmany(chunk):
             ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
             labels = np.stack(
-                [self._decode_many([r[1 + k] for r in batch], c, ids) for k, c in enumerate(_LABEL_COLUMNS)], axis=1
+                [self._decode_many([r[1 + k] for r in batch], c, ids) for k, c in enumerate(columns)], axis=1
             )
             yield start, labels
             start += ids.size
@@ -1549,8 +1543,8 @@ def store_summary(
         one_hot = 0
         entropy = 0.0
         argmax = np.zeros(ds.n_clusters, dtype=np.int64)
-        for _, chunk_labels in ds._label_chunks(column, chunk):
-            labels = chunk_labels.astype(np.float64)
+        for _, chunk_labels in ds._label_rows(ds._con(), (column,), chunk):
+            labels = chunk_labels[:, 0].astype(np.float64)
             one_hot += int((((labels == 1).sum(axis=1) == 1) & ((labels == 0).sum(axis=1) == ds.n_clusters - 1)).sum())
             p = labels / np.maximum(labels.sum(axis=1, keepdims=True), 1e-300)
             entropy += float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
