@@ -233,6 +233,14 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``DIR`` and ``--allow-pickle``: how every command that opens an existing store finds and reads it."""
+    parser.add_argument("dir", help="the store directory")
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="read labels pickled by other tools (trusted files only)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mixweave`` command (subcommands included)."""
     parser = argparse.ArgumentParser(
@@ -288,11 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store_sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     info = store_sub.add_parser("info", help="size, dimensions, clusters, label summary and cache advice")
-    info.add_argument("dir", help="the store directory")
+    _add_store_arguments(info)
     info.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    info.add_argument(
-        "--allow-pickle", action="store_true", help="read labels pickled by other tools (trusted files only)"
-    )
     info.set_defaults(func=_cmd_store_info)
     build = store_sub.add_parser(
         "build",
@@ -316,10 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
             "tools, and brings it back in step after labels were changed in SQLite without update_labels."
         ),
     )
-    sync.add_argument("dir", help="the store directory")
-    sync.add_argument(
-        "--allow-pickle", action="store_true", help="read labels pickled by other tools (trusted files only)"
-    )
+    _add_store_arguments(sync)
     sync.set_defaults(func=_cmd_store_sync_labels)
 
     inspect = sub.add_parser(
