@@ -69,6 +69,7 @@ def report(pipeline: Pipeline, epochs: int = 1) -> dict[str, Any]:
     probs = [pipeline.probabilities(e) for e in range(epochs)]
     plans = [pipeline.global_plan(e) for e in range(epochs)]
     source_member = np.eye(len(names), dtype=bool)[source_ids]
+    stats = [dict(wm.weight_stats(p)) for p in probs]
     out: dict[str, Any] = {
         "config": None if pipeline.path is None else str(pipeline.path),
         "strategy": pipeline.config.mixture.strategy,
@@ -77,13 +78,13 @@ def report(pipeline: Pipeline, epochs: int = 1) -> dict[str, Any]:
         "num_samples": int(plans[0].size),
         "total_size": n,
         "sources": _rows(names, source_member, probs, plans),
-        "weight_stats": dict(wm.weight_stats(probs[0])),
+        "weight_stats": stats[0],
         "per_epoch": [
             {
                 "epoch": e,
                 "requested": (probs[e] @ source_member).tolist(),
                 "realised": (np.bincount(source_ids[plans[e]], minlength=len(names)) / plans[e].size).tolist(),
-                "weight_stats": dict(wm.weight_stats(probs[e])),
+                "weight_stats": stats[e],
             }
             for e in range(epochs)
         ],
