@@ -737,6 +737,11 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             disagrees with ``dataset_info`` or each other, truncated files, or
             labels whose width is not ``n_clusters``.
 
+    Attributes:
+        has_label_array: the store holds ``labels.npy`` (NOTE [ Label array ]);
+            :meth:`sync_label_array` creates it for stores that lack it.
+        reads_label_array: reads take labels from that array (see the property).
+
     Concurrency: each process opens its own SQLite connection per thread and
     its own memmaps on first use, so the dataset can be handed to
     DataLoader workers under fork or spawn. :meth:`update_labels` is one
