@@ -45,6 +45,8 @@ test: $(STAMP) $(PEERS_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples docs
 	$(BIN)/ruff format --check src tests bench examples docs
+	@# the layers of docs/design.md: contracts in pyproject.toml ([tool.importlinter])
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixweave import CurriculumState
-from mixweave.task_samplers import JointSampler
+from mixweave.sampling.tasks import JointSampler
 
 from .harness import Row, best_of
 

@@ -1,5 +1,6 @@
 """The top-level package: its public names, and that importing it stays cheap."""
 
+import importlib
 import subprocess
 import sys
 
@@ -7,15 +8,91 @@ import pytest
 
 import mixweave
 
+# Every name `from mixweave import ...` gave before the layered layout (0.1.0 at 081303d): it must keep working.
+NAMES_BEFORE_LAYERS = [
+    "ArrayDataset",
+    "ClusterLabeledDataset",
+    "ClusterStoreWriter",
+    "CombinedLoss",
+    "ConfigError",
+    "CurriculumConfig",
+    "CurriculumState",
+    "DrawEngine",
+    "DynamicCurriculumSampler",
+    "FocalLoss",
+    "JointSampler",
+    "JointSamplingConfig",
+    "LabelTable",
+    "MetricsTracker",
+    "MixPlan",
+    "MixedDatasetSampler",
+    "MultiLabelImageDataset",
+    "MultilabelStratifiedKFold",
+    "Pipeline",
+    "PipelineConfig",
+    "PlanSampler",
+    "SampleBatch",
+    "StratifiedConcatDataset",
+    "TaskAwareSampler",
+    "TaskOversamplingConfig",
+    "UniformConcatDataset",
+    "WeightSchedule",
+    "WeightedBCEWithLogitsLoss",
+    "WeightedConcatDataset",
+    "WeightedSampler",
+    "__version__",
+    "as_multihot",
+    "build_sampler",
+    "calculate_auc_roc",
+    "calculate_effective_num_samples",
+    "calculate_pos_weights",
+    "collate_with_metadata",
+    "combined_loss",
+    "compose_hierarchical",
+    "compose_product",
+    "compute_metrics",
+    "deep_merge",
+    "focal_loss",
+    "from_config",
+    "get_balanced_data_loaders",
+    "get_class_balanced_weights",
+    "get_roc_curves",
+    "get_sample_weights",
+    "group_shares",
+    "inverse_frequency",
+    "label_ranking_average_precision",
+    "load_dataset_configs",
+    "mixture_from_config",
+    "multilabel_split",
+    "normalize",
+    "plot_roc_curves",
+    "read_label_csv",
+    "split_prevalence",
+    "store_summary",
+    "weight_stats",
+    "weighted_bce_with_logits",
+    "write_label_csv",
+]
 
-def test_all_is_sorted_and_every_name_resolves():
+
+def test_every_public_name_of_before_the_layers_is_still_importable():
+    assert len(NAMES_BEFORE_LAYERS) == 62
+    assert set(NAMES_BEFORE_LAYERS) <= set(mixweave.__all__)
+    namespace: dict[str, object] = {}
+    exec(f"from mixweave import {', '.join(NAMES_BEFORE_LAYERS)}", namespace)
+    assert all(namespace[name] is getattr(mixweave, name) for name in NAMES_BEFORE_LAYERS)
+
+
+def test_all_is_sorted_and_every_name_resolves_to_its_layer():
     assert mixweave.__all__ == sorted(mixweave.__all__)
     assert set(mixweave.__all__) == {*mixweave._EXPORTS, "__version__"}
     for name in mixweave.__all__:
         value = getattr(mixweave, name)
         if name != "__version__":
-            assert value.__name__ == name and value.__module__ == f"mixweave.{mixweave._EXPORTS[name]}"
-    assert set(mixweave.__all__) <= set(dir(mixweave))
+            layer = f"mixweave.{mixweave._EXPORTS[name]}"
+            assert value.__name__ == name and value.__module__.startswith(layer)
+            assert getattr(importlib.import_module(layer), name) is value  # importable from its layer too
+    assert dir(mixweave) == mixweave.__all__  # no helper (Any, importlib, annotations) leaks into the namespace
 
 
 def test_unknown_name_is_an_attribute_error():

@@ -2,214 +2,135 @@
 
 Every strategy is a weight vector over one flat index space; one drawing
 engine turns weights into indices, deterministic from ``(seed, epoch)``,
-rank-sharded and resumable. See ``docs/design.md``.
+rank-sharded and resumable. The layers, each importing only those below it
+(``docs/design.md``): ``core`` (weights, drawing, curriculum, reports; numpy
+only), ``sampling`` (samplers, mixed datasets), ``data`` and ``train``
+(sources, images, splits, the embedding store; losses, metrics), ``config``
+(YAML, inheritance, schemas), ``pipeline`` (configs to loaders, inspection),
+``integrations`` (Lightning, Optuna, MLflow) and ``cli``.
+
+Every public name is importable from here. Importing ``mixweave`` (and
+starting the ``mixweave`` command) imports neither torch nor numpy until a
+name that needs them is used (PEP 562).
 """
 
-from __future__ import annotations
+import ast as _ast
+import importlib as _importlib
+from pathlib import Path as _Path
+from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from ._version import __version__ as __version__
 
-from ._version import __version__
-
-if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use (PEP 562)
-    from .config import ConfigError, deep_merge, load_dataset_configs
-    from .curriculum import CurriculumState
-    from .draw import DrawEngine
-    from .imagedata import (
-        LabelTable,
-        MultiLabelImageDataset,
-        get_balanced_data_loaders,
-        read_label_csv,
-        write_label_csv,
+# The one list of public names. Type checkers and IDEs read these imports (the `as` form marks each
+# name as re-exported); at run time they are not executed: _public_names() reads them from this file
+# and each name is imported from its module on first use (PEP 562).
+if _TYPE_CHECKING:
+    from .config import (
+        ConfigError as ConfigError,
+        CurriculumConfig as CurriculumConfig,
+        JointSamplingConfig as JointSamplingConfig,
+        PipelineConfig as PipelineConfig,
+        TaskOversamplingConfig as TaskOversamplingConfig,
+        deep_merge as deep_merge,
+        load_dataset_configs as load_dataset_configs,
     )
-    from .losses import (
-        CombinedLoss,
-        FocalLoss,
-        WeightedBCEWithLogitsLoss,
-        calculate_effective_num_samples,
-        calculate_pos_weights,
-        combined_loss,
-        focal_loss,
-        get_class_balanced_weights,
-        weighted_bce_with_logits,
+    from .core.curriculum import (
+        CurriculumState as CurriculumState,
     )
-    from .metrics import (
-        MetricsTracker,
-        calculate_auc_roc,
-        compute_metrics,
-        get_roc_curves,
-        label_ranking_average_precision,
-        plot_roc_curves,
+    from .core.draw import (
+        DrawEngine as DrawEngine,
     )
-    from .mixing import (
-        MixedDatasetSampler,
-        MixPlan,
-        StratifiedConcatDataset,
-        UniformConcatDataset,
-        WeightedConcatDataset,
-        WeightSchedule,
-        mixture_from_config,
+    from .core.weights import (
+        as_multihot as as_multihot,
+        compose_hierarchical as compose_hierarchical,
+        compose_product as compose_product,
+        get_sample_weights as get_sample_weights,
+        group_shares as group_shares,
+        inverse_frequency as inverse_frequency,
+        normalize as normalize,
+        weight_stats as weight_stats,
     )
-    from .pipeline import Pipeline, PipelineConfig, from_config
-    from .samplers import PlanSampler, WeightedSampler
-    from .sampling_config import CurriculumConfig, JointSamplingConfig, TaskOversamplingConfig, build_sampler
-    from .sources import ArrayDataset
-    from .splits import MultilabelStratifiedKFold, multilabel_split, split_prevalence
-    from .store import ClusterLabeledDataset, ClusterStoreWriter, SampleBatch, collate_with_metadata, store_summary
-    from .task_samplers import DynamicCurriculumSampler, JointSampler, TaskAwareSampler
-    from .weights import (
-        as_multihot,
-        compose_hierarchical,
-        compose_product,
-        get_sample_weights,
-        group_shares,
-        inverse_frequency,
-        normalize,
-        weight_stats,
+    from .data.images import (
+        LabelTable as LabelTable,
+        MultiLabelImageDataset as MultiLabelImageDataset,
+        get_balanced_data_loaders as get_balanced_data_loaders,
+        read_label_csv as read_label_csv,
+        write_label_csv as write_label_csv,
+    )
+    from .data.sources import (
+        ArrayDataset as ArrayDataset,
+    )
+    from .data.splits import (
+        MultilabelStratifiedKFold as MultilabelStratifiedKFold,
+        multilabel_split as multilabel_split,
+        split_prevalence as split_prevalence,
+    )
+    from .data.store import (
+        ClusterLabeledDataset as ClusterLabeledDataset,
+        ClusterStoreWriter as ClusterStoreWriter,
+        SampleBatch as SampleBatch,
+        collate_with_metadata as collate_with_metadata,
+        store_summary as store_summary,
+    )
+    from .pipeline import (
+        Pipeline as Pipeline,
+        build_sampler as build_sampler,
+        from_config as from_config,
+        mixture_from_config as mixture_from_config,
+    )
+    from .sampling import (
+        DynamicCurriculumSampler as DynamicCurriculumSampler,
+        JointSampler as JointSampler,
+        MixedDatasetSampler as MixedDatasetSampler,
+        MixPlan as MixPlan,
+        PlanSampler as PlanSampler,
+        StratifiedConcatDataset as StratifiedConcatDataset,
+        TaskAwareSampler as TaskAwareSampler,
+        UniformConcatDataset as UniformConcatDataset,
+        WeightedConcatDataset as WeightedConcatDataset,
+        WeightedSampler as WeightedSampler,
+        WeightSchedule as WeightSchedule,
+    )
+    from .train.losses import (
+        CombinedLoss as CombinedLoss,
+        FocalLoss as FocalLoss,
+        WeightedBCEWithLogitsLoss as WeightedBCEWithLogitsLoss,
+        calculate_effective_num_samples as calculate_effective_num_samples,
+        calculate_pos_weights as calculate_pos_weights,
+        combined_loss as combined_loss,
+        focal_loss as focal_loss,
+        get_class_balanced_weights as get_class_balanced_weights,
+        weighted_bce_with_logits as weighted_bce_with_logits,
+    )
+    from .train.metrics import (
+        MetricsTracker as MetricsTracker,
+        calculate_auc_roc as calculate_auc_roc,
+        compute_metrics as compute_metrics,
+        get_roc_curves as get_roc_curves,
+        label_ranking_average_precision as label_ranking_average_precision,
+        plot_roc_curves as plot_roc_curves,
     )
 
-# Public name -> submodule. Importing mixweave (and starting the `mixweave` command)
-# does not import torch, numpy or scikit-learn until a name that needs them is used.
-_EXPORTS = {
-    "ArrayDataset": "sources",
-    "ClusterLabeledDataset": "store",
-    "ClusterStoreWriter": "store",
-    "CombinedLoss": "losses",
-    "ConfigError": "config",
-    "CurriculumConfig": "sampling_config",
-    "CurriculumState": "curriculum",
-    "DrawEngine": "draw",
-    "DynamicCurriculumSampler": "task_samplers",
-    "FocalLoss": "losses",
-    "JointSampler": "task_samplers",
-    "JointSamplingConfig": "sampling_config",
-    "LabelTable": "imagedata",
-    "MetricsTracker": "metrics",
-    "MixPlan": "mixing",
-    "MixedDatasetSampler": "mixing",
-    "MultiLabelImageDataset": "imagedata",
-    "MultilabelStratifiedKFold": "splits",
-    "Pipeline": "pipeline",
-    "PipelineConfig": "pipeline",
-    "PlanSampler": "samplers",
-    "SampleBatch": "store",
-    "StratifiedConcatDataset": "mixing",
-    "TaskAwareSampler": "task_samplers",
-    "TaskOversamplingConfig": "sampling_config",
-    "UniformConcatDataset": "mixing",
-    "WeightSchedule": "mixing",
-    "WeightedBCEWithLogitsLoss": "losses",
-    "WeightedConcatDataset": "mixing",
-    "WeightedSampler": "samplers",
-    "as_multihot": "weights",
-    "build_sampler": "sampling_config",
-    "calculate_auc_roc": "metrics",
-    "calculate_effective_num_samples": "losses",
-    "calculate_pos_weights": "losses",
-    "collate_with_metadata": "store",
-    "combined_loss": "losses",
-    "compose_hierarchical": "weights",
-    "compose_product": "weights",
-    "compute_metrics": "metrics",
-    "deep_merge": "config",
-    "focal_loss": "losses",
-    "from_config": "pipeline",
-    "get_balanced_data_loaders": "imagedata",
-    "get_class_balanced_weights": "losses",
-    "get_roc_curves": "metrics",
-    "get_sample_weights": "weights",
-    "group_shares": "weights",
-    "inverse_frequency": "weights",
-    "label_ranking_average_precision": "metrics",
-    "load_dataset_configs": "config",
-    "mixture_from_config": "mixing",
-    "multilabel_split": "splits",
-    "normalize": "weights",
-    "plot_roc_curves": "metrics",
-    "read_label_csv": "imagedata",
-    "split_prevalence": "splits",
-    "store_summary": "store",
-    "weight_stats": "weights",
-    "weighted_bce_with_logits": "losses",
-    "write_label_csv": "imagedata",
-}
+
+def _public_names() -> dict[str, str]:
+    """Public name -> its module (relative to this package), read from the imports of the block above."""
+    tree = _ast.parse(_Path(__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, _ast.If) and _ast.unparse(n.test) == "_TYPE_CHECKING")
+    return {a.name: str(imp.module) for imp in block.body if isinstance(imp, _ast.ImportFrom) for a in imp.names}
 
 
-def __getattr__(name: str) -> Any:
+_EXPORTS = _public_names()
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> _Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'mixweave' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
-
-
-__all__ = [
-    "ArrayDataset",
-    "ClusterLabeledDataset",
-    "ClusterStoreWriter",
-    "CombinedLoss",
-    "ConfigError",
-    "CurriculumConfig",
-    "CurriculumState",
-    "DrawEngine",
-    "DynamicCurriculumSampler",
-    "FocalLoss",
-    "JointSampler",
-    "JointSamplingConfig",
-    "LabelTable",
-    "MetricsTracker",
-    "MixPlan",
-    "MixedDatasetSampler",
-    "MultiLabelImageDataset",
-    "MultilabelStratifiedKFold",
-    "Pipeline",
-    "PipelineConfig",
-    "PlanSampler",
-    "SampleBatch",
-    "StratifiedConcatDataset",
-    "TaskAwareSampler",
-    "TaskOversamplingConfig",
-    "UniformConcatDataset",
-    "WeightSchedule",
-    "WeightedBCEWithLogitsLoss",
-    "WeightedConcatDataset",
-    "WeightedSampler",
-    "__version__",
-    "as_multihot",
-    "build_sampler",
-    "calculate_auc_roc",
-    "calculate_effective_num_samples",
-    "calculate_pos_weights",
-    "collate_with_metadata",
-    "combined_loss",
-    "compose_hierarchical",
-    "compose_product",
-    "compute_metrics",
-    "deep_merge",
-    "focal_loss",
-    "from_config",
-    "get_balanced_data_loaders",
-    "get_class_balanced_weights",
-    "get_roc_curves",
-    "get_sample_weights",
-    "group_shares",
-    "inverse_frequency",
-    "label_ranking_average_precision",
-    "load_dataset_configs",
-    "mixture_from_config",
-    "multilabel_split",
-    "normalize",
-    "plot_roc_curves",
-    "read_label_csv",
-    "split_prevalence",
-    "store_summary",
-    "weight_stats",
-    "weighted_bce_with_logits",
-    "write_label_csv",
-]
+    return list(__all__)

@@ -7,6 +7,7 @@ argument, what is allowed and what was given.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,17 +16,21 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "as_numpy",
     "check_choice",
     "check_int",
     "check_probabilities",
     "check_rank",
+    "check_real",
     "check_saved_settings",
     "check_weights",
+    "show",
     "warn",
 ]
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages (never repr unbounded input whole)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -33,7 +38,7 @@ def _show(value: Any, limit: int = 60) -> str:
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an ``int`` after checking its type and range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {_show(value)}")
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {show(value)}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value}")
@@ -42,11 +47,62 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     return value
 
 
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` after checking its type and range.
+
+    ``low``/``high`` bound the value (inclusive unless ``low_open``/``high_open``).
+
+    Raises:
+        TypeError: for a bool or anything that is not a real number.
+        ValueError: for NaN, infinity or a value outside the range; the message shows the interval.
+
+    Example:
+        >>> check_real(0.5, "alpha", low=0, high=1)
+        0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {show(value)}")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or below or above:
+        interval = (
+            ("(" if low_open else "[")
+            + ("-inf" if low is None else f"{low:g}")
+            + ", "
+            + ("inf" if high is None else f"{high:g}")
+            + (")" if high_open or high is None else "]")
+        )
+        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def as_numpy(value: Any) -> Any:
+    """A torch tensor (detected without importing torch) as a numpy array on the CPU; anything else unchanged.
+
+    bfloat16 tensors, which numpy cannot hold, become float32.
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return value
+
+
 def check_choice(value: Any, name: str, allowed: Sequence[str]) -> str:
     """Check that ``value`` is one of ``allowed`` (the tuple the caller also dispatches on)."""
     if value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"`{name}` must be one of {options}, got {_show(value)}")
+        raise ValueError(f"`{name}` must be one of {options}, got {show(value)}")
     return str(value)
 
 
@@ -67,8 +123,7 @@ def check_weights(weights: Any, name: str = "weights", *, allow_all_zero: bool =
         ValueError: if it is empty, not 1-D, holds NaN, inf or a negative value,
             or (unless ``allow_all_zero``) sums to zero.
     """
-    if hasattr(weights, "detach") and hasattr(weights, "cpu"):  # a torch tensor, without importing torch
-        weights = weights.detach().cpu().numpy()
+    weights = as_numpy(weights)
     try:
         arr = np.asarray(weights)
     except Exception as exc:  # ragged lists and the like
@@ -101,7 +156,7 @@ def check_probabilities(values: Any, name: str, *, tolerance: float = 1e-6) -> n
     total = float(arr.sum())
     if abs(total - 1.0) > tolerance:
         raise ValueError(
-            f"`{name}` must sum to 1 (within {tolerance:g}), got {_show(list(map(float, arr)))} summing to {total:.6g}"
+            f"`{name}` must sum to 1 (within {tolerance:g}), got {show(list(map(float, arr)))} summing to {total:.6g}"
         )
     return arr
 

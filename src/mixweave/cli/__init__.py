@@ -1,0 +1,49 @@
+"""Layer 6, the face: the ``mixweave`` command. Each sub-command lives in its own module and calls the library's
+public API only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from . import cmd_demo, cmd_pipeline, cmd_split, cmd_store
+from .errors import CLIError
+
+__all__ = ["CLIError", "build_parser", "main"]
+
+#: The command modules, in the order ``mixweave --help`` lists them; each registers itself with ``add_parser``.
+_COMMANDS = (cmd_demo, cmd_split, cmd_store, cmd_pipeline)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mixweave`` command (subcommands included)."""
+    parser = argparse.ArgumentParser(
+        prog="mixweave",
+        description="Control what a PyTorch model sees: weighted mixing, balancing and curricula.",
+    )
+    parser.add_argument("--version", action="version", version=f"mixweave {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in _COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mixweave`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except (CLIError, ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        print(f"mixweave: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

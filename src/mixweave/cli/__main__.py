@@ -1,0 +1,7 @@
+"""``python -m mixweave.cli``: the ``mixweave`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

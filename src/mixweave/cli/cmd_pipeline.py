@@ -1,0 +1,102 @@
+"""``mixweave inspect`` and ``mixweave config show``: what a config draws, and what it merges to."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .errors import CLIError
+
+__all__ = ["add_parser"]
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if not Path(args.config).is_file():  # before the imports below, which load torch
+        raise FileNotFoundError(f"config file not found: {args.config}")
+    import json
+
+    from ..pipeline import from_config
+    from ..pipeline.inspect import plot_shares
+
+    result = from_config(args.config).inspect(args.epochs)
+    if args.plot:
+        plot_shares(result, args.plot)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    stats = result["weight_stats"]
+    console.print(
+        f"[bold]{args.config}[/bold]: strategy {result['strategy']}, sampler {result['sampler']}, "
+        f"{result['num_samples']:,} samples/epoch over {result['total_size']:,} rows, {result['epochs']} epoch(s); "
+        f"effective samples {stats['effective_samples']:,.1f}, entropy {stats['entropy']:.3f} nats"
+    )
+    for key, title in (("sources", "source"), ("classes", "class"), ("tasks", "task"), ("qualities", "quality")):
+        if key not in result:
+            continue
+        table = Table(title=f"per {title}: requested vs realised share")
+        for column in (title, "rows", "requested", "realised", "unique drawn", "coverage", "repeats"):
+            table.add_column(column, justify="left" if column == title else "right")
+        for row in result[key]:
+            table.add_row(
+                row["name"],
+                f"{row['size']:,}",
+                f"{100 * row['requested']:.2f}%",
+                f"{100 * row['realised']:.2f}%",
+                f"{row['unique']:,}",
+                f"{100 * row['coverage']:.1f}%",
+                f"{row['repeats']:,}",
+            )
+        console.print(table)
+    if args.plot:
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from ..config import describe, load_dataset_configs
+
+    configs = load_dataset_configs(args.parent)
+    if args.session:
+        chosen = [c for c in configs if c["session"] in args.session]
+        unknown = sorted(set(args.session) - {c["session"] for c in chosen})
+        if unknown:
+            raise CLIError(f"--session {unknown} not in {args.parent}; sessions: {[c['session'] for c in configs]}")
+        configs = chosen
+    print(describe(configs), end="")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``inspect`` and ``config`` on the sub-command parsers ``sub``."""
+    inspect = sub.add_parser(
+        "inspect",
+        help="what a pipeline config will draw: requested vs realised shares, coverage, repeats (nothing loaded)",
+        description=(
+            "Build the pipeline of CONFIG without loading a sample, draw the plans of N epochs and report, per source, "
+            "class, task and quality group, the requested and realised shares, how many distinct rows were drawn and "
+            "how often rows repeat, plus the weight statistics."
+        ),
+    )
+    inspect.add_argument("config", help="a pipeline YAML, a mixed-data YAML or a sessions parent")
+    inspect.add_argument("--epochs", type=int, default=1, help="epochs of plans to draw (default: 1)")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    inspect.add_argument("--plot", metavar="PATH", help="write a PNG of realised vs requested source shares per epoch")
+    inspect.set_defaults(func=_cmd_inspect)
+
+    config = sub.add_parser("config", help="debug config inheritance", description="Debug config inheritance.")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_sub.add_parser(
+        "show",
+        help="print the merged session configs of a parent config (YAML)",
+        description="Load PARENT and its session files and print each merged session config as one YAML document.",
+    )
+    show.add_argument("parent", help="the parent config (with session_dir and sessions)")
+    show.add_argument("--session", nargs="+", metavar="NAME", help="only these sessions")
+    show.set_defaults(func=_cmd_config_show)

@@ -1,0 +1,230 @@
+"""The pipeline schema: what a pipeline YAML may say, validated by pydantic (extra keys are errors).
+
+The translators of :mod:`mixweave.pipeline.translate` bring the other accepted
+shapes (the mixed-data ``data:`` section, a sessions parent, a ``sampling:``
+section) to this schema; :func:`validate_pipeline` turns a mapping into a
+:class:`PipelineConfig` or a :class:`~mixweave.config.errors.ConfigError`
+naming the file and dotted key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import from_validation_error
+from .literals import COMPOSITION_MODE, INTERPOLATION, LABEL_REDUCTION, LABEL_TYPE, MODE, STRATEGY
+from .sampling import CurriculumConfig
+
+__all__ = [
+    "SAMPLER_TYPES",
+    "SOURCE_TYPES",
+    "ArraySourceSpec",
+    "ClusterStoreSourceSpec",
+    "CsvSourceSpec",
+    "LoaderSpec",
+    "MixtureSpec",
+    "PipelineConfig",
+    "PythonSourceSpec",
+    "SamplerSpec",
+    "validate_pipeline",
+]
+
+#: What acts inside each source when a pipeline has a sampler (see NOTE [ Two ways to draw ] in mixweave.pipeline).
+SAMPLER_TYPES: Final[tuple[str, ...]] = ("none", "class_balanced", "task_aware", "curriculum", "joint")
+if TYPE_CHECKING:
+    SAMPLER_TYPE: TypeAlias = str
+else:
+    SAMPLER_TYPE = Literal[SAMPLER_TYPES]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _SourceBase(_Spec):
+    name: str | None = None
+    weight: float | None = Field(default=None, gt=0, description="relative share, when `mixture.weights` is absent")
+
+
+class ArraySourceSpec(_SourceBase):
+    """Arrays in ``.npy`` files, or arrays of one ``.npz``/HDF5 file.
+
+    ``fields`` maps each output name to a file (when ``path`` is absent; any of
+    ``.npy``, ``.npz``/``.h5`` holding one array) or to a key inside ``path``.
+    Items are tuples in ``fields`` order. ``labels``, ``tasks`` and ``quality``
+    name the field holding class labels (ids or multi-hot), task targets
+    (``(N, T)`` with NaN, or task ids) and quality labels.
+    """
+
+    type: Literal["npy", "npz", "hdf5"]
+    path: str | None = None
+    fields: dict[str, str] = Field(min_length=1)
+    labels: str | None = None
+    tasks: str | None = None
+    quality: str | None = None
+
+    @model_validator(mode="after")
+    def _roles_are_fields(self) -> ArraySourceSpec:
+        for role in ("labels", "tasks", "quality"):
+            value = getattr(self, role)
+            if value is not None and value not in self.fields:
+                raise ValueError(f"`{role}` must name one of the fields {list(self.fields)}, got {value!r}")
+        if self.type == "npy" and self.path is not None:
+            raise ValueError("`path` is for npz/hdf5 files; an npy source lists one file per field")
+        return self
+
+
+class CsvSourceSpec(_SourceBase):
+    """A label CSV (NIH or multi-hot layout) and its image folder: :class:`~mixweave.MultiLabelImageDataset`.
+
+    Class labels come from the CSV; ``quality`` names a column of quality labels.
+    """
+
+    type: Literal["csv"]
+    csv: str
+    images: str
+    label_names: list[str] | None = None
+    image_column: str | None = None
+    image_mode: str | None = "RGB"
+    check_files: bool = True
+    quality: str | None = None
+
+
+class ClusterStoreSourceSpec(_SourceBase):
+    """A :class:`~mixweave.ClusterLabeledDataset` store; its classes are each row's largest ``label_type`` cluster."""
+
+    type: Literal["cluster_store"]
+    dir: str
+    label_type: LABEL_TYPE = "combined"
+    return_metadata: bool = False
+    cache_size: int = Field(default=1000, ge=0)
+    allow_pickle: bool = False
+
+
+class PythonSourceSpec(_SourceBase):
+    """``factory`` (``package.module:function`` or ``file.py:function``) called with ``kwargs``.
+
+    It must return a map-style dataset. ``labels``, ``tasks`` and ``quality``
+    name attributes of that dataset (e.g. ``targets``).
+    """
+
+    type: Literal["python"]
+    factory: str = Field(pattern=r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    labels: str | None = None
+    tasks: str | None = None
+    quality: str | None = None
+
+
+SourceSpec = Annotated[
+    ArraySourceSpec | CsvSourceSpec | ClusterStoreSourceSpec | PythonSourceSpec, Field(discriminator="type")
+]
+
+
+class MixtureSpec(_Spec):
+    """How sources are mixed: ``weights`` sum to 1 (a list in source order or ``{name: share}``).
+
+    ``schedule`` (``{epoch: weights}``) replaces ``weights`` with weights that
+    change over epochs (``interpolation`` ``step`` or ``linear``).
+    """
+
+    strategy: STRATEGY = "weighted"
+    weights: list[float] | dict[str, float] | None = None
+    schedule: dict[int, list[float] | dict[str, float]] | None = None
+    interpolation: INTERPOLATION = "step"
+    mode: MODE = "random"
+    samples_per_epoch: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_of_weights_or_schedule(self) -> MixtureSpec:
+        if self.weights is not None and self.schedule is not None:
+            raise ValueError("give `weights` or `schedule`, not both")
+        if self.strategy != "weighted" and (self.weights is not None or self.schedule is not None):
+            raise ValueError(f"`weights`/`schedule` apply to strategy 'weighted', not {self.strategy!r}")
+        return self
+
+
+class SamplerSpec(_Spec):
+    """What acts inside each source (see NOTE [ Two ways to draw ]).
+
+    ``class_balanced``: rarity weights of the class labels (``reduce`` for
+    multi-label rows); ``task_aware``: tasks drawn ``∝ n^-alpha``;
+    ``curriculum``: quality groups in the phase's proportions; ``joint``: both.
+    """
+
+    type: SAMPLER_TYPE = "none"
+    reduce: LABEL_REDUCTION = "max"
+    alpha: float | None = None
+    curriculum: CurriculumConfig | None = None
+    composition_mode: COMPOSITION_MODE = "multiplicative"
+    replacement: bool = True
+    mode: MODE = "random"
+    increment_seed_per_epoch: bool = True
+    drop_last: bool = False
+
+    @model_validator(mode="after")
+    def _needs(self) -> SamplerSpec:
+        if self.type == "task_aware" and self.alpha is None:
+            raise ValueError("type 'task_aware' needs `alpha`")
+        if self.type in ("curriculum", "joint") and self.curriculum is None:
+            self.curriculum = CurriculumConfig()
+        return self
+
+
+class LoaderSpec(_Spec):
+    """``torch.utils.data.DataLoader`` settings; ``collate: metadata`` uses :func:`~mixweave.collate_with_metadata`."""
+
+    batch_size: int = Field(default=32, ge=1)
+    num_workers: int = Field(default=0, ge=0)
+    pin_memory: bool = False
+    drop_last: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = Field(default=None, ge=1)
+    timeout: float = Field(default=0.0, ge=0)
+    collate: Literal["default", "metadata"] = "default"
+
+
+class PipelineConfig(_Spec):
+    """A whole pipeline. Relative paths resolve against ``root`` (default: the config file's folder)."""
+
+    sources: list[SourceSpec] = Field(min_length=1)
+    mixture: MixtureSpec = Field(default_factory=MixtureSpec)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    loader: LoaderSpec = Field(default_factory=LoaderSpec)
+    seed: int = 0
+    root: str | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> PipelineConfig:
+        names = [s.name or f"source{i}" for i, s in enumerate(self.sources)]
+        for i, s in enumerate(self.sources):
+            s.name = names[i]
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)  # linear: configs may list 100k sources
+        if dupes:
+            raise ValueError(f"source names must be distinct, got duplicates {dupes}")
+        if self.sampler.type != "none" and self.mixture.strategy == "stratified":
+            raise ValueError("`sampler` needs mixture strategy 'weighted' or 'uniform' (round-robin has no weights)")
+        return self
+
+
+_SPECS: Final = (ArraySourceSpec, CsvSourceSpec, ClusterStoreSourceSpec, PythonSourceSpec)
+#: Source types by name, read from the spec classes' ``type`` literals.
+SOURCE_TYPES: Final[tuple[str, ...]] = tuple(
+    t for spec in _SPECS for t in get_args(spec.model_fields["type"].annotation)
+)
+
+
+def validate_pipeline(raw: Any, path: Path | None = None) -> PipelineConfig:
+    """Validate a mapping in the pipeline schema.
+
+    Raises:
+        ConfigError: naming ``path`` and the dotted key of the first problem (``sources[1].fields``).
+    """
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation_error(exc, path=path, tags=SOURCE_TYPES) from None

@@ -1,0 +1,37 @@
+"""The names of every family that mixweave dispatches on, in one place.
+
+Each tuple is what a check accepts and what its error message lists; each
+registry (``{name: function}``) is built from its tuple, so the two cannot
+drift apart; and the config schema builds its ``Literal`` types from these
+tuples (:mod:`mixweave.config.literals`). Numpy-free, torch-free: any layer
+may import it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "COMPOSITION_MODES",
+    "INTERPOLATIONS",
+    "LABEL_REDUCTIONS",
+    "LABEL_TYPES",
+    "LOSS_REDUCTIONS",
+    "MODES",
+    "STRATEGIES",
+]
+
+#: Drawing modes of the engine (:mod:`mixweave.core.draw`).
+MODES: Final[tuple[str, ...]] = ("random", "exact")
+#: How the joint sampler combines its task and curriculum factors.
+COMPOSITION_MODES: Final[tuple[str, ...]] = ("multiplicative", "hierarchical")
+#: How a multi-label row's class weights become one sample weight (:func:`~mixweave.core.weights.get_sample_weights`).
+LABEL_REDUCTIONS: Final[tuple[str, ...]] = ("max", "mean", "sum")
+#: Mixing strategies of the mixed datasets (:mod:`mixweave.sampling.mixing`).
+STRATEGIES: Final[tuple[str, ...]] = ("weighted", "stratified", "uniform")
+#: Interpolations of a weight schedule between its points (:mod:`mixweave.sampling.schedule`).
+INTERPOLATIONS: Final[tuple[str, ...]] = ("step", "linear")
+#: Reductions of the losses (:mod:`mixweave.train.losses`), as in ``torch.nn``.
+LOSS_REDUCTIONS: Final[tuple[str, ...]] = ("mean", "sum", "none")
+#: The three label columns of a cluster-labelled store, in the order of its label array.
+LABEL_TYPES: Final[tuple[str, ...]] = ("source", "steering", "combined")

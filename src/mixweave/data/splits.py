@@ -1,0 +1,232 @@
+"""Stratified splits of multi-label data: train/val/test fractions, k folds, and groups kept whole.
+
+The algorithm is iterative stratification (Sechidis et al., 2011) taken one
+label at a time instead of one sample at a time: while samples remain that
+carry a label, take the label with the fewest unassigned positives, hand its
+samples to the splits in proportion to what each split still lacks of that
+label (every split that has none yet gets one first), within each split's
+remaining room. Samples with no label fill the room that is left. Each step is
+a handful of numpy operations, so the cost is ``O(N * C)`` rather than a Python
+loop over samples.
+
+Guarantees (rows, no ``groups``): the splits are disjoint and cover every row;
+split sizes are the largest-remainder rounding of ``N * fractions`` (within
+one row); a label with at least ``k`` positives appears in every one of the
+``k`` splits. With ``groups``, every group lands in exactly one split and sizes
+are within about one group of the target.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.random((1000, 4)) < [0.3, 0.1, 0.02, 0.005]
+    >>> train, val, test = multilabel_split(labels, (0.7, 0.15, 0.15), seed=0)
+    >>> len(train), len(val), len(test)
+    (700, 150, 150)
+    >>> bool(labels[test].any(axis=0).all())   # even the 5-positive label reaches the test split
+    True
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import BaseCrossValidator
+
+from .._validation import check_int, check_weights
+from ..core.draw import largest_remainder
+from ..core.weights import as_multihot
+
+__all__ = ["MultilabelStratifiedKFold", "multilabel_split", "split_prevalence"]
+
+
+def _check_fractions(fractions: Any) -> np.ndarray:
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence | np.ndarray):
+        raise TypeError(f"`fractions` must be a sequence of numbers, got {type(fractions).__name__}")
+    f = check_weights(list(fractions), "fractions")
+    if f.size < 2:
+        raise ValueError(f"`fractions` must have at least 2 entries, got {f.size}")
+    if (f == 0).any():
+        raise ValueError(f"`fractions` must all be > 0, got {f.tolist()}")
+    if abs(f.sum() - 1.0) > 1e-6:
+        raise ValueError(f"`fractions` must sum to 1, got {f.tolist()} summing to {f.sum():.6g}")
+    return f / f.sum()
+
+
+def _allocate(total: int, want: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Integer counts summing to ``total``, in proportion to ``want``, never above ``room``."""
+    q = np.zeros(room.size, dtype=np.int64)
+    left = total
+    while left > 0:
+        free = room - q
+        shares = np.where(free > 0, want, 0.0)
+        if not shares.any():
+            shares = free.astype(np.float64)
+        add = np.minimum(largest_remainder(shares, left), free)
+        q += add
+        left -= int(add.sum())
+    return q
+
+
+def _cut(amounts: np.ndarray, quotas: np.ndarray) -> np.ndarray:
+    """Split index of each item when items (in order) fill the quotas one after another.
+
+    An item goes where the middle of its span falls, so unit items meet the quotas exactly.
+    """
+    middle = np.cumsum(amounts) - amounts / 2.0
+    return np.minimum(np.searchsorted(np.cumsum(quotas), middle, side="right"), quotas.size - 1)
+
+
+def multilabel_split(
+    labels: Any,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    *,
+    seed: int | None = 0,
+    groups: Any = None,
+) -> list[np.ndarray]:
+    """Split rows into disjoint parts that keep every label's prevalence close to the whole's.
+
+    Args:
+        labels: ``(N, C)`` multi-hot matrix or ``(N,)`` integer class ids.
+        fractions: share of rows per split (at least two, each > 0, summing to 1).
+        seed: seed of the tie-breaking order; ``None`` keeps the input order (no randomness).
+        groups: optional ``(N,)`` group id per row (e.g. patient id); rows of one group
+            never span two splits.
+
+    Returns:
+        One sorted ``int64`` array of row indices per split.
+    """
+    hot = as_multihot(labels)
+    f = _check_fractions(fractions)
+    n, c = hot.shape
+    k = f.size
+    if groups is None:
+        item_of_row = np.arange(n)
+        counts = hot.astype(np.int32)
+        sizes = np.ones(n, dtype=np.int64)
+    else:
+        g = np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"`groups` must have one entry per row, shape ({n},), got {g.shape}")
+        _, item_of_row = np.unique(g, return_inverse=True)
+        sizes = np.bincount(item_of_row)
+        counts = np.stack(
+            [np.bincount(item_of_row, weights=hot[:, j], minlength=sizes.size) for j in range(c)], axis=1
+        ).astype(np.int32)
+    m = sizes.size
+    if m < k:
+        raise ValueError(f"cannot make {k} splits from {m} {'groups' if groups is not None else 'rows'}")
+    order = np.arange(m) if seed is None else np.random.default_rng(check_int(seed, "seed", minimum=0)).permutation(m)
+
+    split = np.full(m, -1, dtype=np.int64)
+    room = largest_remainder(f, n).astype(np.int64)
+    desired = f[:, None] * counts.sum(axis=0, dtype=np.float64)[None, :]  # (k, C) positives each split should get
+    have = np.zeros((k, c))
+    remaining = counts.sum(axis=0, dtype=np.int64)
+    unassigned = np.ones(m, dtype=bool)
+    while remaining.any():
+        label = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))
+        items = order[(unassigned & (counts[:, label] > 0))[order]]
+        amount = counts[items, label].astype(np.int64)
+        total = int(amount.sum())
+        free = np.maximum(room, 0)
+        quota = np.zeros(k, dtype=np.int64)
+        empty = np.flatnonzero((have[:, label] == 0) & (free > 0))
+        empty = empty[np.argsort(-f[empty], kind="stable")][:total]
+        quota[empty] = 1
+        quota += _allocate(
+            total - int(quota.sum()), np.maximum(desired[:, label] - have[:, label] - quota, 0), free - quota
+        )
+        dest = _cut(amount, quota)
+        split[items] = dest
+        unassigned[items] = False
+        for s in range(k):
+            mine = items[dest == s]
+            have[s] += counts[mine].sum(axis=0)
+            room[s] -= sizes[mine].sum()
+        remaining -= counts[items].sum(axis=0)
+
+    rest = order[unassigned[order]]
+    if rest.size:
+        free = np.maximum(room, 0)
+        if free.sum() < sizes[rest].sum():  # groups overshot their room: share what is left by fractions
+            free = largest_remainder(f, int(sizes[rest].sum()))
+        split[rest] = _cut(sizes[rest].astype(np.float64), free)
+    row_split = split[item_of_row]
+    sort = np.argsort(row_split, kind="stable")
+    bounds = np.searchsorted(row_split[sort], np.arange(k + 1))
+    return [sort[bounds[s] : bounds[s + 1]].astype(np.int64) for s in range(k)]
+
+
+def split_prevalence(labels: Any, splits: Sequence[Any]) -> np.ndarray:
+    """Prevalence of each label overall (row 0) and in each split (rows 1..k), shape ``(k + 1, C)``.
+
+    The split's quality is ``abs(table[1:] - table[0]).max()``.
+    """
+    hot = as_multihot(labels)
+    rows = [hot.mean(axis=0)]
+    for idx in splits:
+        part = hot[np.asarray(idx, dtype=np.int64)]
+        rows.append(part.mean(axis=0) if part.shape[0] else np.full(hot.shape[1], np.nan))
+    return np.stack(rows)
+
+
+class MultilabelStratifiedKFold(BaseCrossValidator):
+    """K-fold cross-validation that stratifies every label of a multi-label target (sklearn-compatible).
+
+    Folds come from :func:`multilabel_split` with ``n_splits`` equal fractions, so
+    they inherit its guarantees; pass ``groups`` to :meth:`split` to keep groups whole.
+
+    Args:
+        n_splits: number of folds, at least 2.
+        shuffle: whether ties are broken in a random order (else input order).
+        random_state: seed used when ``shuffle`` is true.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.random.default_rng(1).random((90, 3)) < 0.3
+        >>> cv = MultilabelStratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        >>> [len(test) for _, test in cv.split(np.zeros((90, 1)), y)]
+        [30, 30, 30]
+    """
+
+    def __init__(self, n_splits: int = 3, *, shuffle: bool = False, random_state: int | None = None) -> None:
+        self.n_splits = check_int(n_splits, "n_splits", minimum=2)
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"`shuffle` must be True or False, got {shuffle!r}")
+        if not shuffle and random_state is not None:
+            raise ValueError("Setting a random_state has no effect since shuffle is False; leave random_state=None")
+        if random_state is not None and (
+            isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+        ):
+            raise TypeError(f"`random_state` must be an int or None, got {type(random_state).__name__}")
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def _seed(self) -> int | None:
+        if not self.shuffle:
+            return None
+        if self.random_state is None:
+            return int(np.random.SeedSequence().generate_state(1)[0])  # fresh OS entropy, no global RNG
+        return int(self.random_state)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of folds."""
+        return self.n_splits
+
+    def _iter_test_indices(self, X: Any = None, y: Any = None, groups: Any = None) -> Iterator[np.ndarray]:
+        if y is None:
+            raise ValueError("MultilabelStratifiedKFold needs the (N, C) label matrix `y`")
+        yield from multilabel_split(y, [1.0 / self.n_splits] * self.n_splits, seed=self._seed(), groups=groups)
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train_index, test_index)`` for each fold."""
+        n = len(X)
+        if y is not None and len(y) != n:
+            raise ValueError(f"`X` and `y` must have the same number of rows, got {n} and {len(y)}")
+        for test in self._iter_test_indices(X, y, groups):
+            mask = np.ones(n, dtype=bool)
+            mask[test] = False
+            yield np.flatnonzero(mask), test

@@ -1,0 +1,237 @@
+"""The per-process sample cache of a store: a bounded LRU kept in preallocated arrays.
+
+The dataset talks to it through a small API (:meth:`SlotCache.lookup`,
+:meth:`~SlotCache.get_one`, :meth:`~SlotCache.insert`,
+:meth:`~SlotCache.count_and_insert`, :meth:`~SlotCache.insert_one`,
+:meth:`~SlotCache.invalidate`, :meth:`~SlotCache.stats`); its fields are its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SlotCache"]
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+class SlotCache:
+    """A bounded LRU cache of samples kept in preallocated arrays, guarded by one lock.
+
+    Slot ``j`` holds one sample's rows in ``arrays[k][j]`` (and ``meta[j]``);
+    ``slot_of[i]`` is the slot of dataset index ``i`` (-1 when not cached) and
+    ``used[j]`` the tick of the slot's last use. Lookups, fills and evictions
+    of a whole batch are array operations with no Python loop over its rows.
+    Memory: ``capacity`` rows, plus 4 bytes per dataset index for ``slot_of``
+    (allocated on the first insert).
+    """
+
+    def __init__(self, capacity: int, size: int) -> None:
+        self.capacity = capacity
+        self.size = size
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+        self.generation = 0  # bumped by every invalidation; a read that spans one is not cached
+        self.slot_of: np.ndarray | None = None
+        self.count = 0
+        self.arrays: list[np.ndarray] = []  # allocated on first insert, when the widths are known
+        self.meta: np.ndarray | None = None
+        self.keys = np.full(capacity, -1, dtype=np.int64)
+        self.used = np.zeros(capacity, dtype=np.int64)
+        self.tick = 0
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Which of ``keys`` are cached (a snapshot; :meth:`lookup` decides under the lock)."""
+        slot_of = self.slot_of
+        return np.zeros(keys.shape, dtype=bool) if slot_of is None else slot_of[keys] >= 0
+
+    def __contains__(self, key: int) -> bool:
+        """Whether ``key`` is cached (a snapshot; :meth:`get_one` decides under the lock)."""
+        slot_of = self.slot_of
+        return slot_of is not None and int(slot_of[key]) >= 0
+
+    def get_one(self, key: int) -> tuple[list[np.ndarray] | None, int]:
+        """Copies of one cached sample's rows (counted as a hit), or None (a miss); and the generation.
+
+        Pass the generation to :meth:`insert_one` with the rows read from storage
+        after a miss: if an invalidation happened in between, they are not kept.
+        """
+        with self.lock:
+            slot = -1 if self.slot_of is None else int(self.slot_of[key])
+            if slot < 0:
+                self.misses += 1
+                return None, self.generation
+            self.hits += 1
+            self.tick += 1
+            self.used[slot] = self.tick
+            return [a[slot].copy() for a in self.arrays], self.generation
+
+    def row_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of one sample's row in each cached array (empty before the first insert)."""
+        with self.lock:
+            return [a.shape[1:] for a in self.arrays]
+
+    def stats(self) -> dict[str, Any]:
+        """``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size`` and ``capacity``."""
+        with self.lock:
+            total = self.hits + self.misses
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "hit_rate": self.hits / total if total else 0.0,
+                "size": self.count,
+                "capacity": self.capacity,
+            }
+
+    def lookup(self, keys: np.ndarray, out: list[np.ndarray], meta: list[Any] | None) -> np.ndarray:
+        """Copy cached rows of unique ``keys`` into ``out`` (and ``meta``); return the mask of hits."""
+        with self.lock:
+            found = self.slot_of[keys] if self.slot_of is not None else np.full(keys.shape, -1, dtype=np.int32)
+            hit = found >= 0
+            n_hit = int(hit.sum())
+            self.hits += n_hit
+            self.misses += keys.size - n_hit
+            if n_hit:
+                where = np.flatnonzero(hit)
+                slots = found[where]
+                for dst, src in zip(out, self.arrays, strict=True):
+                    dst[where] = src[slots]
+                if meta is not None and self.meta is not None:
+                    for j, m in zip(where.tolist(), self.meta[slots].tolist(), strict=True):
+                        meta[j] = m
+                self.tick += 1
+                self.used[slots] = self.tick
+            return hit
+
+    def _index(self) -> np.ndarray:
+        """``slot_of``, allocated on first use (call under the lock)."""
+        if self.slot_of is None:
+            self.slot_of = np.full(self.size, -1, dtype=np.int32)
+        return self.slot_of
+
+    def _take_slots(self, n: int) -> np.ndarray:
+        """``n`` slots for new rows: free ones first, else the least recently used, evicted (under the lock)."""
+        if self.capacity - self.count >= n:
+            return np.flatnonzero(self.keys < 0)[:n]
+        slots = np.argpartition(np.where(self.keys < 0, -1, self.used), n - 1)[:n]
+        old = self.keys[slots]
+        old = old[old >= 0]
+        self._index()[old] = -1
+        self.count -= old.size
+        return slots
+
+    def insert(self, keys: np.ndarray, arrays: Sequence[np.ndarray], meta: list[Any] | None, generation: int) -> None:
+        """Store rows of unique ``keys`` (not already cached), evicting the least recently used."""
+        if not self.capacity or not keys.size:
+            return
+        with self.lock:
+            if generation != self.generation:
+                return  # an update happened while these rows were read: they may be stale
+            slot_of = self._index()
+            new = slot_of[keys] < 0
+            if not new.all():  # another thread cached some of them meanwhile
+                keys, arrays = keys[new], [a[new] for a in arrays]
+                meta = None if meta is None else [m for m, fresh in zip(meta, new.tolist(), strict=True) if fresh]
+            keep = slice(-min(keys.size, self.capacity), None)
+            keys = keys[keep]
+            if not keys.size:
+                return
+            if not self.arrays:
+                self.arrays = [np.empty((self.capacity, *a.shape[1:]), dtype=a.dtype) for a in arrays]
+                if meta is not None:
+                    self.meta = np.empty(self.capacity, dtype=object)
+            slots = self._take_slots(keys.size)
+            for dst, src in zip(self.arrays, arrays, strict=True):
+                dst[slots] = src[keep]
+            if meta is not None and self.meta is not None:
+                self.meta[slots] = _objects(meta[keep])
+            self.keys[slots] = keys
+            self.tick += 1
+            self.used[slots] = self.tick
+            slot_of[keys] = slots
+            self.count += keys.size
+
+    def count_and_insert(
+        self, keys: np.ndarray, arrays: Sequence[np.ndarray], meta: list[Any] | None, generation: int
+    ) -> None:
+        """Count a batch read in full from storage as hits and misses, and keep its uncached rows.
+
+        ``arrays`` (and ``meta``) hold every key's row as read from storage; a
+        cached row is the same (updates drop theirs), so hits are only counted and
+        marked as used. New rows go in with one scatter per array: cached keys
+        rewrite their own slot, which saves gathering the new rows first. Falls back
+        to :meth:`insert` when the new rows do not fit beside this batch's hits.
+        """
+        with self.lock:
+            slot_of = self._index()
+            slots = slot_of[keys].astype(np.int64)
+            new = slots < 0
+            n_new = int(new.sum())
+            self.hits += keys.size - n_new
+            self.misses += n_new
+            self.tick += 1
+            self.used[slots[~new]] = self.tick  # this batch's hits: most recently used, not to be evicted
+            if not n_new or not self.capacity or generation != self.generation:
+                return
+            fallback = n_new > self.capacity - (keys.size - n_new) or meta is not None or not self.arrays
+            if not fallback:
+                chosen = self._take_slots(n_new)
+                slots[new] = chosen
+                for dst, src in zip(self.arrays, arrays, strict=True):
+                    dst[slots] = src
+                self.keys[chosen] = keys[new]
+                self.used[chosen] = self.tick
+                slot_of[keys[new]] = chosen
+                self.count += n_new
+        if fallback:
+            where = np.flatnonzero(new)
+            rows_ = [a[where] for a in arrays]
+            self.insert(keys[where], rows_, None if meta is None else [meta[j] for j in where.tolist()], generation)
+
+    def insert_one(self, key: int, rows_: Sequence[np.ndarray], generation: int) -> None:
+        """Store one sample, in a free slot or the least recently used one."""
+        with self.lock:
+            slot_of = self._index()
+            if generation != self.generation or slot_of[key] >= 0:
+                return
+            if not self.arrays:
+                self.arrays = [np.empty((self.capacity, *r.shape), dtype=r.dtype) for r in rows_]
+            slot = int(np.argmin(self.used))  # free slots have used == 0
+            if self.keys[slot] >= 0:
+                slot_of[self.keys[slot]] = -1
+                self.count -= 1
+            for dst, src in zip(self.arrays, rows_, strict=True):
+                dst[slot] = src
+            self.keys[slot] = key
+            self.tick += 1
+            self.used[slot] = self.tick
+            slot_of[key] = slot
+            self.count += 1
+
+    def invalidate(self, key: int | None = None) -> None:
+        """Drop ``key`` (default: every sample) and start a new generation, so reads in flight are not kept."""
+        with self.lock:
+            self.generation += 1
+            if self.slot_of is None:
+                return
+            if key is None:
+                self.slot_of[self.keys[self.keys >= 0]] = -1
+                self.keys[:] = -1
+                self.used[:] = 0
+                self.count = 0
+            elif (slot := int(self.slot_of[key])) >= 0:
+                self.slot_of[key] = -1
+                self.keys[slot] = -1
+                self.used[slot] = 0
+                self.count -= 1
+
+    def __len__(self) -> int:
+        return self.count

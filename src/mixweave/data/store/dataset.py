@@ -1,0 +1,510 @@
+"""``ClusterLabeledDataset``: reading a cluster-labelled embedding store (SQLite metadata + numpy memmaps).
+
+The file format is in :mod:`.format`, writing in :mod:`.writer`, the label
+array and its seqlock in :mod:`.labels`, the per-process cache in
+:mod:`.cache`, batches in :mod:`.batch`. Connections and memmaps are opened
+lazily in each process (DataLoader workers under fork or spawn) and in each
+thread, and a bounded, thread-safe LRU cache holds recently read samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..._validation import as_numpy, check_choice, check_int
+from .batch import SampleBatch
+from .cache import SlotCache
+from .format import (
+    COLUMNS,
+    DB_FILE,
+    EMBEDDING_FILES,
+    LABEL_ARRAY_FILE,
+    LABEL_COLUMNS,
+    LABEL_SEQ_FILE,
+    LABEL_TYPES,
+    MMAP_MODES,
+    as_matrix,
+    check_labels,
+    label_rows,
+    open_embeddings,
+    read_layout,
+)
+from .handles import ProcessHandles
+from .labels import (
+    LabelArrayWriter,
+    check_label_array,
+    create_label_array,
+    ordered_cpu,
+    read_array_labels,
+    rewrite_label_array,
+    write_labels,
+)
+from .writer import write_store
+
+__all__ = ["ClusterLabeledDataset"]
+
+_SQLITE_MMAP_BYTES = 1 << 30
+
+
+class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
+    """Triplets ``(base_embedding, steering_embedding, label)`` from a store on disk.
+
+    Index ``i`` is the ``i``-th sample in ``sample_id`` order. With
+    ``return_metadata=True`` a fourth element is a dict with ``sample_id``,
+    ``sample_type``, ``text``, ``chroma_id``, ``suggestions``,
+    ``steering_mode`` and all three labels (``source_label``,
+    ``steering_label``, ``combined_label``) as tensors.
+
+    Args:
+        dataset_dir: the store directory (see the module docstring).
+        label_type: which label is the third element: ``"source"``,
+            ``"steering"`` or ``"combined"``.
+        return_metadata: add the metadata dict as a fourth element.
+        mmap_mode: numpy memmap mode for the embeddings: ``"r"`` (default,
+            shared read-only pages), ``"c"`` (copy-on-write) or ``"r+"``.
+            ``"w+"`` would truncate the files and is refused.
+        cache_size: samples kept in this process's LRU cache (0 disables it).
+            Each DataLoader worker has its own cache.
+        allow_pickle: read labels stored as pickled arrays by other tools.
+            Unpickling runs code from the file; only enable it for stores you trust.
+
+    Raises:
+        FileNotFoundError: if ``dataset_dir/dataset.db`` or an embedding file is missing.
+        ValueError: for an invalid ``label_type``/``mmap_mode``, pickled
+            labels without ``allow_pickle``, embedding files whose shape
+            disagrees with ``dataset_info`` or each other, truncated files, or
+            labels whose width is not ``n_clusters``.
+
+    Attributes:
+        label_encoding: how SQLite holds the labels, ``"raw"`` or ``"pickle"``.
+        has_label_array: the store holds ``labels.npy`` (NOTE [ Label array ]);
+            :meth:`sync_label_array` creates it for stores that lack it.
+        reads_label_array: reads take labels from that array (see the property).
+
+    Concurrency: each process opens its own SQLite connection per thread and
+    its own memmaps on first use, so the dataset can be handed to
+    DataLoader workers under fork or spawn. :meth:`update_labels` is one
+    SQLite transaction followed by invalidation of this process's cache
+    entry. After it returns, every read of that sample that starts later —
+    in this or any other thread or process — returns the new labels: other
+    processes and threads notice the commit through SQLite's
+    ``data_version`` before serving a cached sample and drop their cache.
+    A read that overlaps the update returns either all old or all new labels
+    of the row (one SQLite snapshot per read). Embeddings are never changed
+    by this class.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> rng = np.random.default_rng(0)
+        >>> d = os.path.join(tempfile.mkdtemp(), "store")
+        >>> ds = ClusterLabeledDataset.build(d, rng.random((6, 4)), rng.random((6, 4)),
+        ...                                  np.eye(3)[[0, 1, 2, 0, 1, 2]], np.eye(3)[[1, 1, 1, 2, 2, 2]])
+        >>> base, steering, label = ds[0]
+        >>> base.shape, label.tolist()
+        (torch.Size([4]), [0.5, 0.5, 0.0])
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike[str],
+        label_type: str = "combined",
+        return_metadata: bool = False,
+        mmap_mode: str = "r",
+        cache_size: int = 1000,
+        *,
+        allow_pickle: bool = False,
+    ) -> None:
+        self.label_type = check_choice(label_type, "label_type", LABEL_TYPES)
+        if mmap_mode == "w+":
+            raise ValueError("`mmap_mode` 'w+' would truncate the embedding files; use 'r', 'c' or 'r+'")
+        self.mmap_mode = check_choice(mmap_mode, "mmap_mode", MMAP_MODES)
+        self.cache_size = check_int(cache_size, "cache_size", minimum=0)
+        self.return_metadata = bool(return_metadata)
+        self.allow_pickle = bool(allow_pickle)
+        self.dataset_dir = Path(dataset_dir)
+        self.db_path = self.dataset_dir / DB_FILE
+        if not self.db_path.is_file():
+            raise FileNotFoundError(f"no {DB_FILE} in {self.dataset_dir}: not a cluster store (or a wrong path)")
+        con = self._connect()
+        try:
+            layout = read_layout(con, self.db_path, allow_pickle=self.allow_pickle)
+        finally:
+            con.close()
+        self.info, self.n_clusters, self.embedding_dim = layout.info, layout.n_clusters, layout.embedding_dim
+        self._layout, self._size, self._codec = layout, layout.size, layout.codec
+        for key in EMBEDDING_FILES:  # validate both files now; reopened lazily per process
+            self._open_embeddings(key)
+        self._label_pos = LABEL_TYPES.index(self.label_type)
+        self._ordered_cpu = ordered_cpu()
+        self.has_label_array = check_label_array(self.dataset_dir, self.info, self._size, self.n_clusters)
+        self._label_col = f"{self.label_type}_label"
+        self._init_process_state()
+
+    # -- opening --------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        uri = f"{self.db_path.resolve().as_uri()}?mode=rw"
+        con = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=True)
+        con.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")  # random row lookups read mapped pages, not pread()
+        return con
+
+    def _open_embeddings(self, key: str) -> np.ndarray:
+        path = self.dataset_dir / EMBEDDING_FILES[key]
+        return open_embeddings(path, (self._size, self.embedding_dim), self.mmap_mode)
+
+    @property
+    def label_encoding(self) -> str:
+        """How SQLite holds the labels: ``"raw"`` float32 bytes or ``"pickle"`` (read only with ``allow_pickle``)."""
+        return self._codec.encoding
+
+    @property
+    def reads_label_array(self) -> bool:
+        """Labels come from the label array (NOTE [ Label array ]) rather than one SQLite query per read."""
+        return self.has_label_array and not self.return_metadata and self._ordered_cpu
+
+    def _init_process_state(self) -> None:
+        self._handles = ProcessHandles(self._connect, self._open_maps, self.cache_size, self._size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_handles", None)  # each process opens its own (see mixweave.data.store.handles)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_process_state()
+
+    @property
+    def _cache(self) -> SlotCache:
+        return self._handles.cache
+
+    def _con(self) -> sqlite3.Connection:
+        return self._handles.connection()
+
+    def _embeddings(self) -> dict[str, np.ndarray]:
+        return self._handles.maps()
+
+    def _open_maps(self) -> dict[str, np.ndarray]:
+        # plain ndarray views: numpy's memmap subclass adds microseconds to every index
+        maps = {k: np.asarray(self._open_embeddings(k)) for k in EMBEDDING_FILES}
+        if self.has_label_array:
+            labels = np.asarray(np.load(self.dataset_dir / LABEL_ARRAY_FILE, mmap_mode="r"))
+            maps["label_view"] = labels[:, self._label_pos]  # (N, C), strided
+            seq = np.memmap(self.dataset_dir / LABEL_SEQ_FILE, dtype=np.int64, mode="r", shape=(1,))
+            maps["seq"] = np.asarray(seq)
+        return maps
+
+    def _array_labels(self, rows: Any) -> np.ndarray | None:
+        maps = self._embeddings()
+        return read_array_labels(maps["seq"], maps["label_view"], rows)
+
+    # -- indexing ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._size
+
+    def _select(self, columns: str, ids: np.ndarray) -> list[Any]:
+        """Rows of ``ids`` from SQLite, in the database's order (one query)."""
+        con = self._con()
+        if ids.size == 1:
+            return con.execute(
+                f"SELECT sample_id, {columns} FROM samples WHERE sample_id = ?", (int(ids[0]),)
+            ).fetchall()
+        return con.execute(
+            f"SELECT s.sample_id, {columns} FROM samples AS s JOIN json_each(?) AS j ON s.sample_id = j.value",
+            (json.dumps(ids.tolist()),),
+        ).fetchall()
+
+    def _select_in_order(self, columns: str, ids: np.ndarray) -> list[Any]:
+        """Rows of ``ids`` from SQLite in the order of ``ids``; every id must be there."""
+        fetched = self._select(columns, ids)
+        got = np.fromiter((r[0] for r in fetched), dtype=np.int64, count=len(fetched))
+        if got.size != ids.size or not np.array_equal(np.sort(got), np.sort(ids)):
+            raise ValueError(f"{self.db_path}: table samples changed its sample ids while this dataset was open")
+        if not np.array_equal(got, ids):  # put the database's order into the order of `ids`
+            where = np.empty(ids.size, dtype=np.int64)
+            where[np.argsort(ids, kind="stable")] = np.argsort(got, kind="stable")
+            fetched = [fetched[j] for j in where.tolist()]
+        return fetched
+
+    def _read(
+        self, idx: np.ndarray, order: np.ndarray | None = None
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
+        """Rows at unique positions ``idx``: one SQLite query (or the label array) and one fancy index per memmap.
+
+        Returns the arrays (base, steering, then the label, or all three
+        labels with metadata) and, with metadata, one dict per row. With
+        ``order`` (positions into ``idx``) every output comes in that order:
+        the memmaps are indexed once, straight into it.
+        """
+        rows = idx if order is None else idx[order]
+        maps = self._embeddings()
+        emb = self._layout.embedding_index(rows)
+        arrays = [maps["base"][emb], maps["steering"][emb]]
+        from_array = self._array_labels(rows) if self.reads_label_array else None
+        if from_array is not None:
+            return [*arrays, from_array], None
+        ids = self._layout.sample_ids(idx)
+        columns = (*COLUMNS[2:], *LABEL_COLUMNS) if self.return_metadata else (self._label_col,)
+        fetched = self._select_in_order(", ".join(columns), ids)
+        labels_from = len(columns) - (len(LABEL_COLUMNS) if self.return_metadata else 1)
+        decode = self._codec.decode_many
+        labels = [
+            decode([r[1 + labels_from + k] for r in fetched], c, ids) for k, c in enumerate(columns[labels_from:])
+        ]
+        meta = None
+        if self.return_metadata:
+            meta = [dict(zip(COLUMNS[:1] + COLUMNS[2:], r[:6], strict=True)) for r in fetched]
+        if order is not None:
+            labels = [a[order] for a in labels]
+            meta = None if meta is None else [meta[j] for j in order.tolist()]
+        return arrays + labels, meta
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        if self.return_metadata or not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            return self.__getitems__([index])[0]
+        i = int(index)
+        if not -self._size <= i < self._size:
+            raise IndexError(f"index {i} is out of range for a store of {self._size} samples")
+        i %= self._size
+        con = self._con()
+        generation = 0
+        if self.cache_size:  # the one-sample path of __getitems__, without its array bookkeeping
+            if i in self._cache:  # about to serve from the cache: first make sure no one committed since
+                self._handles.refresh()
+            cached, generation = self._cache.get_one(i)
+            if cached is not None:
+                return tuple(torch.from_numpy(a) for a in cached)
+        label = self._array_labels(i) if self.reads_label_array else None
+        if label is None:
+            sample_id = int(self._layout.sample_ids(np.array([i]))[0])
+            row = con.execute(f"SELECT {self._label_col} FROM samples WHERE sample_id = ?", (sample_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"{self.db_path}: sample_id {sample_id} vanished from table samples")
+            label = self._codec.decode(row[0], self._label_col, sample_id)
+        emb = int(self._layout.embedding_index(i))
+        maps = self._embeddings()
+        arrays = [maps["base"][emb].copy(), maps["steering"][emb].copy(), label]
+        if self.cache_size:
+            self._cache.insert_one(i, arrays, generation)
+        return tuple(torch.from_numpy(a) for a in arrays)
+
+    def __getitems__(self, indices: Sequence[int]) -> SampleBatch:
+        """A batch of samples: cached rows from the cache, the rest in one vectorised read.
+
+        ``DataLoader`` calls this with automatic batching. The result is a
+        :class:`SampleBatch`, a sequence of per-sample tuples in the order of
+        ``indices``; its tensors are new, so writing into them never changes
+        the store or the cache.
+        """
+        idx = self._layout.positions(indices)
+        if not self.cache_size:
+            unique, order = np.unique(idx, return_inverse=True)
+            return self._batch(*self._read(unique, order))  # embeddings read straight into batch order
+        # Without repeated indices work in the batch's own order: nothing to reorder at the end.
+        ordered = np.sort(idx)
+        inverse: np.ndarray | None = None
+        keys = idx
+        if not (ordered[1:] != ordered[:-1]).all():
+            keys, inverse = np.unique(idx, return_inverse=True)
+        arrays, meta = self._read_cached(keys)
+        if inverse is not None:
+            arrays = [a[inverse] for a in arrays]
+            meta = None if meta is None else [meta[j] for j in inverse.tolist()]
+        return self._batch(arrays, meta)
+
+    def _read_cached(self, keys: np.ndarray) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
+        """Rows of unique ``keys`` through the cache: the hits from it, the rest from storage, then kept."""
+        cached = self._cache.contains(keys)
+        if cached.any():
+            self._handles.refresh()  # some will be served from the cache: first make sure no one committed since
+        generation = self._cache.generation
+        if 2 * int(cached.sum()) < max(cached.size, 1):  # mostly misses (an empty batch counts as such)
+            # Read every row from storage (one fancy index per array, cheaper than scattering
+            # the misses around the few hits, whose cached copies hold the same values: updates
+            # drop their rows from the cache), then keep the new rows.
+            arrays, meta = self._read(keys)
+            self._cache.count_and_insert(keys, arrays, meta, generation)
+            return arrays, meta
+        return self._read_mostly_cached(keys, generation)
+
+    def _read_mostly_cached(self, keys: np.ndarray, generation: int) -> tuple[list[np.ndarray], list[Any] | None]:
+        """Mostly hits: take them from the cache and read only the misses from storage."""
+        arrays = [np.empty((keys.size, *shape), dtype=np.float32) for shape in self._cache.row_shapes()]
+        meta: list[Any] | None = [{}] * keys.size if self.return_metadata else None
+        missing = np.flatnonzero(~self._cache.lookup(keys, arrays, meta))
+        if missing.size:
+            fresh, fresh_meta = self._read(keys[missing])
+            for dst, src in zip(arrays, fresh, strict=True):
+                dst[missing] = src
+            if meta is not None and fresh_meta is not None:
+                for j, m in zip(missing.tolist(), fresh_meta, strict=True):
+                    meta[j] = m
+            self._cache.insert(keys[missing], fresh, fresh_meta, generation)
+        return arrays, meta
+
+    def _batch(self, arrays: list[np.ndarray], meta: list[dict[str, Any]] | None) -> SampleBatch:
+        tensors = [torch.from_numpy(a) for a in arrays]
+        if meta is None:
+            return SampleBatch(tuple(tensors))
+        labels = dict(zip(LABEL_COLUMNS, tensors[2:], strict=True))
+        full = [{**m, **{c: t[j] for c, t in labels.items()}} for j, m in enumerate(meta)]
+        return SampleBatch((tensors[0], tensors[1], labels[self._label_col]), full)
+
+    # -- lookups and updates ---------------------------------------------------------
+    def get_sample_by_id(self, sample_id: int) -> dict[str, Any] | None:
+        """Everything stored for one ``sample_id`` (metadata, labels, embeddings), or ``None`` if absent.
+
+        The dict has the metadata keys of ``return_metadata``, plus
+        ``index`` (its position in this dataset), ``base_embedding`` and
+        ``steering_embedding``. The cache is bypassed.
+        """
+        sample_id = check_int(sample_id, "sample_id")
+        row = (
+            self._con()
+            .execute(f"SELECT {', '.join((*COLUMNS, *LABEL_COLUMNS))} FROM samples WHERE sample_id = ?", (sample_id,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        out: dict[str, Any] = dict(zip(COLUMNS, row[:7], strict=True))
+        for k, column in enumerate(LABEL_COLUMNS):
+            out[column] = torch.from_numpy(self._codec.decode(row[7 + k], column, sample_id))
+        emb = int(out.pop("embedding_idx"))
+        maps = self._embeddings()
+        out["base_embedding"] = torch.from_numpy(np.array(maps["base"][emb]))
+        out["steering_embedding"] = torch.from_numpy(np.array(maps["steering"][emb]))
+        out["index"] = self._layout.index_of(sample_id)
+        return out
+
+    def iter_labels(
+        self, columns: Sequence[str] = LABEL_COLUMNS, *, chunk: int = 65_536
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, labels)`` chunks of label columns (``"source_label"``, ...) from SQLite, in index order.
+
+        ``labels`` is float32 ``(k, len(columns), n_clusters)`` for indices ``start .. start + k``;
+        no embedding is read, so a store larger than memory can be scanned.
+        """
+        for column in columns:
+            check_choice(column, "columns", LABEL_COLUMNS)
+        return label_rows(self._con(), self._codec, tuple(columns), check_int(chunk, "chunk", minimum=1))
+
+    def label_matrix(self, label_type: str | None = None) -> np.ndarray:
+        """All labels of ``label_type`` (default: this dataset's), float32 ``(len(self), n_clusters)``, row i = index i.
+
+        Read from SQLite in chunks; no embedding is touched. Used to balance
+        or inspect a store without loading its samples.
+        """
+        column = f"{check_choice(label_type or self.label_type, 'label_type', LABEL_TYPES)}_label"
+        out = np.empty((len(self), self.n_clusters), dtype=np.float32)
+        for start, labels in self.iter_labels((column,)):
+            out[start : start + labels.shape[0]] = labels[:, 0]
+        return out
+
+    def update_labels(
+        self,
+        sample_id: int,
+        source_label: Any = None,
+        steering_label: Any = None,
+        combined_label: Any = None,
+    ) -> None:
+        """Replace some labels of one sample, in one SQLite transaction, then invalidate its cache entry.
+
+        Labels left as ``None`` keep their stored value (the combined label
+        is *not* recomputed from the others). See the class docstring for
+        what other readers see; the label array is kept equal to SQLite
+        (NOTE [ Label array ] in :mod:`mixweave.data.store.labels`).
+
+        Raises:
+            ValueError: if no label is given, or one is not ``n_clusters``
+                finite, non-negative numbers.
+            KeyError: if no sample has ``sample_id``.
+        """
+        sample_id = check_int(sample_id, "sample_id")
+        given = zip(LABEL_COLUMNS, (source_label, steering_label, combined_label), strict=True)
+        values = {
+            c: as_matrix(np.reshape(as_numpy(v), (1, -1)), c, 1, self.n_clusters)[0] for c, v in given if v is not None
+        }
+        if not values:
+            raise ValueError("update_labels needs at least one of source_label, steering_label, combined_label")
+        for column, value in values.items():
+            check_labels(value[None], column)
+        con = self._con()
+
+        def update() -> None:
+            assignments = ", ".join(f"{c} = ?" for c in values)
+            blobs = [self._codec.encode(v) for v in values.values()]
+            changed = con.execute(f"UPDATE samples SET {assignments} WHERE sample_id = ?", (*blobs, sample_id)).rowcount
+            if changed != 1:
+                raise KeyError(f"no sample with sample_id {sample_id} in {self.db_path}")
+
+        writer = LabelArrayWriter(self.dataset_dir, self._codec) if self.has_label_array else None
+        positions = {LABEL_COLUMNS.index(c): v for c, v in values.items()}
+        write_labels(con, update, writer, self._layout.index_of(sample_id), positions)
+        self._cache.invalidate(self._layout.index_of(sample_id))
+
+    def sync_label_array(self) -> None:
+        """Rewrite the label array from SQLite, in place; create it for stores that lack it.
+
+        Needed only after labels were changed in SQLite by something other
+        than :meth:`update_labels` (see NOTE [ Label array ] in
+        :mod:`mixweave.data.store.labels`). Creating the array adds
+        ``labels.npy``, ``labels.seq`` and a ``label_array`` key in
+        ``dataset_info``; the files are written beside their final names and
+        renamed into place. Readers in other processes that opened the store
+        before it had an array keep reading labels from SQLite.
+        """
+        con = self._con()
+        if self.has_label_array:
+            rewrite_label_array(con, self.dataset_dir, self._codec)
+        else:
+            create_label_array(con, self.dataset_dir, self._codec, self._size)
+            self.info["label_array"] = LABEL_ARRAY_FILE
+            self.has_label_array = check_label_array(self.dataset_dir, self.info, self._size, self.n_clusters)
+            self._handles.reopen_maps()  # now with the label array
+        self._cache.invalidate()
+
+    # -- cache ------------------------------------------------------------------
+    def get_cache_stats(self) -> dict[str, Any]:
+        """This process's cache: ``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size``, ``capacity``."""
+        return self._cache.stats()
+
+    def prefill_cache(self, indices: Iterable[int]) -> None:
+        """Read ``indices`` into the cache (the last ``cache_size`` distinct ones stay); not counted as misses."""
+        idx = self._layout.positions(list(indices))
+        if not self.cache_size or not idx.size:
+            return
+        unique = np.unique(idx)[-self.cache_size :]
+        unique = unique[~self._cache.contains(unique)]
+        generation = self._cache.generation
+        arrays, meta = self._read(unique)
+        self._cache.insert(unique, arrays, meta, generation)
+
+    def clear_cache(self) -> None:
+        """Empty this process's cache (the hit/miss counters are kept)."""
+        self._cache.invalidate()
+
+    @classmethod
+    def build(cls, dataset_dir: str | os.PathLike[str], *arrays: Any, **options: Any) -> ClusterLabeledDataset:
+        """Write a store from in-memory arrays and open it.
+
+        Takes the arguments of :func:`~mixweave.data.store.writer.write_store`:
+        ``base_embeddings``, ``steering_embeddings`` (``(N, D)``),
+        ``source_labels``, ``steering_labels`` and optionally
+        ``combined_labels`` (``(N, C)``; default ``alpha * source + (1 - alpha)
+        * steering``), and the keywords ``alpha``, ``texts``,
+        ``sample_types``, ``chroma_ids``, ``suggestions``, ``steering_modes``,
+        ``overwrite`` and ``progress``. The store is written beside
+        ``dataset_dir`` and renamed into place, in chunks of 65,536 rows with a
+        progress bar from 200,000 rows on. For data larger than memory use
+        :class:`ClusterStoreWriter`. Rows whose labels do not sum to 1 are
+        legal (multi-label or unnormalised scores) but draw one warning.
+        """
+        return cls(write_store(dataset_dir, *arrays, **options))

@@ -1,0 +1,83 @@
+"""What each process and thread of a store's readers opens for itself: SQLite connections, memmaps, the cache.
+
+A dataset is pickled into DataLoader workers without any of this; each
+process opens its own on first use (SQLite forbids sharing a connection
+across fork), and each thread its own connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from .cache import SlotCache
+
+__all__ = ["ProcessHandles"]
+
+_FORKED_CONNECTIONS: list[sqlite3.Connection] = []  # inherited across fork: never used, never closed
+
+
+class ProcessHandles:
+    """Lazily opened, per-process resources of one dataset.
+
+    Args:
+        connect: opens a new SQLite connection.
+        open_maps: maps the embedding (and label array) files: name -> array.
+        cache_size, size: the sample cache's capacity and the dataset's length.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        open_maps: Callable[[], dict[str, np.ndarray]],
+        cache_size: int,
+        size: int,
+    ) -> None:
+        self._connect, self._open_maps = connect, open_maps
+        self._cache_size, self._size = cache_size, size
+        self.cache = SlotCache(cache_size, size)
+        self._local = threading.local()
+        self._maps: dict[str, np.ndarray] = {}
+        self._maps_pid = -1
+        self._maps_lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use in this process."""
+        local = self._local
+        pid = os.getpid()
+        if getattr(local, "pid", None) != pid:
+            old = getattr(local, "con", None)
+            if old is not None:  # inherited through fork: SQLite forbids using it, and closing it could
+                _FORKED_CONNECTIONS.append(old)  # disturb the parent's locks; keep it alive, untouched
+                self.cache = SlotCache(self._cache_size, self._size)  # the parent's cache and counters are not ours
+            local.con = self._connect()
+            local.pid = pid
+            local.version = local.con.execute("PRAGMA data_version").fetchone()[0]
+        con: sqlite3.Connection = local.con
+        return con
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """The memmaps, opened once per process."""
+        if self._maps_pid != os.getpid():
+            with self._maps_lock:
+                if self._maps_pid != os.getpid():
+                    self._maps = self._open_maps()
+                    self._maps_pid = os.getpid()
+        return self._maps
+
+    def reopen_maps(self) -> None:
+        """Map the files again on next use (after a file was added)."""
+        with self._maps_lock:
+            self._maps_pid = -1
+
+    def refresh(self) -> None:
+        """Drop the cache when another connection committed since this thread last looked."""
+        con = self.connection()
+        version = con.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._local.version:
+            self.cache.invalidate()
+            self._local.version = version

@@ -1,0 +1,165 @@
+"""Source builders: one function per source ``type`` of the pipeline schema, in one registry.
+
+Each builder turns a validated source spec into a :class:`BuiltSource`: the
+dataset plus what is known about every row without loading it (class labels,
+task targets, quality labels), which the sampler factors and inspection read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from .._validation import as_numpy
+from ..config import ArraySourceSpec, ClusterStoreSourceSpec, ConfigError, CsvSourceSpec, PythonSourceSpec
+from ..config.errors import ConfigFileNotFoundError
+from ..data.images import MultiLabelImageDataset
+from ..data.sources import ArrayDataset, load_array
+from ..data.store import ClusterLabeledDataset
+
+__all__ = ["ROLES", "SOURCE_BUILDERS", "BuiltSource", "build_source", "resolve_path"]
+
+#: What a source may know about its rows without loading them.
+ROLES: Final[tuple[str, ...]] = ("labels", "tasks", "quality")
+
+
+@dataclass
+class BuiltSource:
+    """One source, built: its dataset and what is known about every row without loading it (``None``: unknown)."""
+
+    name: str
+    dataset: Any
+    labels: np.ndarray | None = None
+    tasks: np.ndarray | None = None
+    quality: np.ndarray | None = None
+    class_names: list[str] | None = None
+
+
+def resolve_path(root: Path, value: str) -> Path:
+    """``value`` with ``~`` expanded, relative to ``root`` unless absolute."""
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else root / p
+
+
+def _attribute(dataset: Any, name: str | None, where: str) -> np.ndarray | None:
+    if name is None:
+        return None
+    if not hasattr(dataset, name):
+        raise ConfigError(f"the factory's dataset has no attribute {name!r}", key=where)
+    return np.asarray(as_numpy(getattr(dataset, name)))
+
+
+def _load_factory(spec: str, root: Path, where: str) -> Callable[..., Any]:
+    module_name, func = spec.rsplit(":", 1)
+    if module_name.endswith(".py"):
+        file = resolve_path(root, module_name)
+        if not file.is_file():
+            raise ConfigFileNotFoundError(f"factory file not found: {file}", key=where)
+        unique = f"_mixweave_factory_{abs(hash(str(file.resolve())))}"
+        module = sys.modules.get(unique)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(unique, file)
+            assert loader_spec is not None and loader_spec.loader is not None
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[unique] = module  # so DataLoader workers under spawn can unpickle what it defines
+            loader_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import {module_name!r}: {exc}", key=where) from None
+    target = getattr(module, func, None)
+    if not callable(target):
+        raise ConfigError(f"{module_name!r} has no callable {func!r}", key=where)
+    return target
+
+
+def _array_source(spec: ArraySourceSpec, where: str, root: Path) -> BuiltSource:
+    """``npy``/``npz``/``hdf5``: one array per field, opened lazily (memmaps for ``.npy``)."""
+    arrays: dict[str, Any] = {}
+    for fname, value in spec.fields.items():
+        try:
+            if spec.path is not None:
+                arrays[fname] = load_array(resolve_path(root, spec.path), value)
+            else:
+                arrays[fname] = load_array(resolve_path(root, value))
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=f"{where}.fields.{fname}") from None
+        except FileNotFoundError as exc:
+            raise ConfigFileNotFoundError(str(exc), key=f"{where}.fields.{fname}") from None
+    try:
+        dataset = ArrayDataset(*arrays.values())
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=f"{where}.fields") from None
+    roles = {r: None if getattr(spec, r) is None else np.asarray(arrays[getattr(spec, r)]) for r in ROLES}
+    return BuiltSource(str(spec.name), dataset, labels=roles["labels"], tasks=roles["tasks"], quality=roles["quality"])
+
+
+def _csv_source(spec: CsvSourceSpec, where: str, root: Path) -> BuiltSource:
+    """``csv``: a label CSV and its image folder; class labels from the CSV, ``quality`` from a column."""
+    ds = MultiLabelImageDataset(
+        resolve_path(root, spec.csv),
+        resolve_path(root, spec.images),
+        spec.label_names,
+        image_column=spec.image_column,
+        mode=spec.image_mode,
+        check_files=spec.check_files,
+    )
+    quality = None
+    if spec.quality is not None:
+        try:
+            quality = np.asarray(ds.table.column(spec.quality))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(str(exc), key=f"{where}.quality") from None
+    return BuiltSource(str(spec.name), ds, labels=np.asarray(ds.targets), quality=quality, class_names=list(ds.labels))
+
+
+def _store_source(spec: ClusterStoreSourceSpec, where: str, root: Path) -> BuiltSource:
+    """``cluster_store``: a :class:`~mixweave.ClusterLabeledDataset`; its classes are each row's largest cluster."""
+    store = ClusterLabeledDataset(
+        resolve_path(root, spec.dir),
+        spec.label_type,
+        spec.return_metadata,
+        cache_size=spec.cache_size,
+        allow_pickle=spec.allow_pickle,
+    )
+    clusters = store.label_matrix().argmax(axis=1)
+    names = [f"cluster {c}" for c in range(store.n_clusters)]
+    return BuiltSource(str(spec.name), store, labels=clusters, class_names=names)
+
+
+def _python_source(spec: PythonSourceSpec, where: str, root: Path) -> BuiltSource:
+    """``python``: a user factory returning a map-style dataset; roles name attributes of it."""
+    factory = _load_factory(spec.factory, root, f"{where}.factory")
+    dataset = factory(**spec.kwargs)
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise ConfigError(
+            f"the factory returned {type(dataset).__name__}, not a map-style dataset (__len__ and __getitem__)",
+            key=f"{where}.factory",
+        )
+    roles = {r: _attribute(dataset, getattr(spec, r), f"{where}.{r}") for r in ROLES}
+    return BuiltSource(str(spec.name), dataset, labels=roles["labels"], tasks=roles["tasks"], quality=roles["quality"])
+
+
+#: Source builders by ``type`` (the schema's :data:`~mixweave.config.SOURCE_TYPES`).
+SOURCE_BUILDERS: Final[dict[str, Callable[[Any, str, Path], BuiltSource]]] = {
+    "npy": _array_source,
+    "npz": _array_source,
+    "hdf5": _array_source,
+    "csv": _csv_source,
+    "cluster_store": _store_source,
+    "python": _python_source,
+}
+
+
+def build_source(spec: Any, i: int, root: Path) -> BuiltSource:
+    """Build ``sources[i]`` of a validated config; relative paths resolve against ``root``."""
+    return SOURCE_BUILDERS[spec.type](spec, f"sources[{i}]", root)

@@ -1,0 +1,77 @@
+"""Batched reads from several map-style sources: one read per source per batch.
+
+Shared by the mixed datasets (:mod:`mixweave.sampling.mixing`), the flat
+concatenation a pipeline draws from, and the array and store datasets of the
+data layer (:func:`rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ..core._groups import grouped
+
+__all__ = ["FlatConcatDataset", "fetch", "fetch_located", "rows"]
+
+
+def rows(columns: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """Split batched columns (each of shape ``(B, ...)``) into ``B`` per-sample tuples of views."""
+    return list(zip(*(c.unbind(0) for c in columns), strict=True))
+
+
+def fetch(dataset: Any, items: np.ndarray) -> list[Any]:
+    """Items ``items`` of one source, in order, in as few reads as the source allows.
+
+    A source with ``__getitems__`` is asked once for all of them; a
+    ``TensorDataset`` is read by fancy indexing; others item by item.
+    """
+    if hasattr(dataset, "__getitems__"):
+        return list(dataset.__getitems__(items.tolist()))
+    if isinstance(dataset, TensorDataset):
+        idx = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        return rows([t[idx] for t in dataset.tensors])
+    return [dataset[j] for j in items.tolist()]
+
+
+def fetch_located(datasets: Sequence[Any], sources: np.ndarray, items: np.ndarray) -> list[Any]:
+    """Item ``items[i]`` of ``datasets[sources[i]]`` for every ``i``, in order, with one batched read per source."""
+    out: list[Any] = [None] * len(sources)
+    for source, slots in enumerate(grouped(np.asarray(sources, dtype=np.intp), len(datasets))):
+        if slots.size:
+            for slot, item in zip(slots.tolist(), fetch(datasets[source], items[slots]), strict=True):
+                out[slot] = item
+    return out
+
+
+class FlatConcatDataset(Dataset[Any]):
+    """Sources end to end (one flat index space), with a batched ``__getitems__`` (one read per source).
+
+    Like ``torch.utils.data.ConcatDataset``, but a batch costs one read per
+    source instead of one per item.
+
+    Example:
+        >>> ds = FlatConcatDataset([list("ab"), list("xyz")])
+        >>> len(ds), ds[3], ds.__getitems__([4, 0, 2])
+        (5, 'y', ['z', 'a', 'x'])
+    """
+
+    def __init__(self, datasets: Sequence[Any]) -> None:
+        self.datasets = list(datasets)
+        self.offsets = np.concatenate(([0], np.cumsum([len(d) for d in self.datasets]))).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        s = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.datasets[s][int(index - self.offsets[s])]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        idx = np.asarray(indices, dtype=np.int64)
+        sources = np.searchsorted(self.offsets, idx, side="right") - 1
+        return fetch_located(self.datasets, sources, idx - self.offsets[sources])

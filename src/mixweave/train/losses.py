@@ -1,0 +1,312 @@
+"""Losses for imbalanced multi-label (and multi-class) training, and the class weights they take.
+
+The modules follow ``torch.nn`` conventions: they take raw logits of shape
+``(N, C)``, targets of the same shape (multi-hot, floats in ``[0, 1]``) or, for
+convenience, a 1-D tensor of integer class ids that is one-hot encoded, and a
+``reduction`` of ``"mean"``, ``"sum"`` or ``"none"``. Each has a functional
+form of the same name in snake case.
+
+Example:
+    >>> import torch
+    >>> counts = torch.tensor([900, 90, 10])
+    >>> calculate_pos_weights(counts, total_samples=1000)
+    tensor([ 0.1111, 10.1111, 99.0000])
+    >>> loss = CombinedLoss(pos_weights=calculate_pos_weights(counts, 1000))
+    >>> logits, targets = torch.zeros(4, 3), torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    >>> bool(loss(logits, targets) > 0)
+    True
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice
+from ..core.names import LOSS_REDUCTIONS
+
+__all__ = [
+    "CombinedLoss",
+    "FocalLoss",
+    "WeightedBCEWithLogitsLoss",
+    "calculate_effective_num_samples",
+    "calculate_pos_weights",
+    "combined_loss",
+    "focal_loss",
+    "get_class_balanced_weights",
+    "weighted_bce_with_logits",
+]
+
+REDUCTIONS = LOSS_REDUCTIONS
+
+
+def _counts(counts: Any, name: str) -> torch.Tensor:
+    """Class counts as a 1-D float64 tensor of finite, non-negative numbers."""
+    values = torch.as_tensor(np.asarray(counts.detach().cpu() if isinstance(counts, torch.Tensor) else counts))
+    if values.ndim != 1 or values.numel() == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D sequence of counts, got shape {tuple(values.shape)}")
+    if not (values.dtype.is_floating_point or values.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise TypeError(f"`{name}` must hold numbers, got dtype {values.dtype}")
+    values = values.to(torch.float64)
+    if not torch.isfinite(values).all() or (values < 0).any():
+        bad = int(torch.nonzero(~torch.isfinite(values) | (values < 0))[0])
+        raise ValueError(f"`{name}` must be finite and >= 0, got {values[bad].item()} at class {bad}")
+    return values
+
+
+def _require_positive(counts: torch.Tensor, name: str, what: str) -> None:
+    zero = torch.nonzero(counts == 0).flatten().tolist()
+    if zero:
+        raise ValueError(
+            f"`{name}` has zero count for class(es) {zero}: {what} is undefined (infinite) for a class with no "
+            "positive sample; drop those classes or give them an explicit weight"
+        )
+
+
+def calculate_pos_weights(label_counts: Any, total_samples: int) -> torch.Tensor:
+    """``pos_weight`` for :class:`torch.nn.BCEWithLogitsLoss`: ``(total - count) / count`` per class.
+
+    Args:
+        label_counts: number of positive samples per class, shape ``(C,)``.
+        total_samples: number of samples the counts were taken over.
+
+    Returns:
+        float32 tensor of shape ``(C,)``.
+
+    Raises:
+        ValueError: for a zero count (the weight would be infinite) or a count above ``total_samples``.
+    """
+    counts = _counts(label_counts, "label_counts")
+    if isinstance(total_samples, bool) or not isinstance(total_samples, numbers.Real) or total_samples <= 0:
+        raise ValueError(f"`total_samples` must be a positive number, got {total_samples!r}")
+    _require_positive(counts, "label_counts", "the positive weight")
+    over = torch.nonzero(counts > total_samples).flatten().tolist()
+    if over:
+        raise ValueError(f"`label_counts` exceeds total_samples={total_samples} for class(es) {over}")
+    return ((float(total_samples) - counts) / counts).to(torch.float32)
+
+
+def _check_beta(beta: Any) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= float(beta) < 1.0:
+        raise ValueError(f"`beta` must be a number in [0, 1), got {beta!r}")
+    return float(beta)
+
+
+def calculate_effective_num_samples(counts: Any, beta: float = 0.9999) -> torch.Tensor:
+    """Effective number of samples ``(1 - beta**n) / (1 - beta)`` per class (Cui et al., 2019).
+
+    It grows like ``n`` for small counts and saturates at ``1 / (1 - beta)``.
+    A zero count has effective number 0.
+
+    Returns:
+        float64 tensor of shape ``(C,)``.
+    """
+    n = _counts(counts, "counts")
+    b = _check_beta(beta)
+    if b == 0.0:
+        return (n > 0).to(torch.float64)
+    return -torch.expm1(n * np.log(b)) / (1.0 - b)
+
+
+def get_class_balanced_weights(counts: Any, beta: float = 0.9999) -> torch.Tensor:
+    """Class-balanced weights ``∝ 1 / effective number``, scaled to sum to the number of classes.
+
+    ``beta = 0`` gives equal weights; ``beta → 1`` approaches inverse frequency.
+    Use them as ``weight=`` of :class:`torch.nn.CrossEntropyLoss`, ``pos_weights``
+    of :class:`WeightedBCEWithLogitsLoss` or ``alpha`` of :class:`FocalLoss`.
+
+    Raises:
+        ValueError: for a zero count, naming the classes.
+
+    Example:
+        >>> get_class_balanced_weights([100, 10], beta=0.0)
+        tensor([1., 1.])
+    """
+    counts_t = _counts(counts, "counts")
+    _require_positive(counts_t, "counts", "the class-balanced weight")
+    inverse = 1.0 / calculate_effective_num_samples(counts_t, beta)
+    return (inverse * (counts_t.numel() / inverse.sum())).to(torch.float32)
+
+
+def _targets_like(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if logits.ndim != 2:
+        raise ValueError(f"`logits` must have shape (N, C), got {tuple(logits.shape)}")
+    if targets.ndim == 1 and not targets.dtype.is_floating_point:
+        if targets.numel() != logits.shape[0]:
+            raise ValueError(f"class-id `targets` must have {logits.shape[0]} entries, got {targets.numel()}")
+        return F.one_hot(targets.long(), logits.shape[1]).to(logits.dtype)
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"`targets` must be class ids of shape ({logits.shape[0]},) or match `logits` {tuple(logits.shape)}, "
+            f"got {tuple(targets.shape)}"
+        )
+    return targets.to(logits.dtype)
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _per_class(value: Any, name: str, *, upper: float | None = None) -> torch.Tensor | None:
+    """A per-class tensor argument as float32 (or None), checked to be finite and >= 0 (and <= upper)."""
+    if value is None:
+        return None
+    t = torch.as_tensor(value.detach().cpu() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64))
+    t = t.to(torch.float32)
+    if t.ndim > 1:
+        raise ValueError(f"`{name}` must be a number or a 1-D per-class tensor, got shape {tuple(t.shape)}")
+    bad = ~torch.isfinite(t) | (t < 0)
+    if upper is not None:
+        bad |= t > upper
+    if bad.any():
+        allowed = f"in [0, {upper:g}]" if upper is not None else "finite and >= 0"
+        raise ValueError(f"`{name}` must be {allowed}, got {t.flatten()[bad.flatten()][0].item()}")
+    return t
+
+
+def weighted_bce_with_logits(
+    logits: torch.Tensor, targets: torch.Tensor, pos_weights: torch.Tensor | None = None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Binary cross-entropy on logits with a per-class weight on the positive term.
+
+    Equal to ``F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weights)``,
+    with class-id targets accepted.
+    """
+    y = _targets_like(logits, targets)
+    pw = None if pos_weights is None else pos_weights.to(device=logits.device, dtype=logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction=reduction)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float | torch.Tensor | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+    pos_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sigmoid focal loss of Lin et al. (2017): ``-alpha_t (1 - p_t)**gamma log(p_t)`` per element.
+
+    ``alpha`` weighs positives (``1 - alpha`` weighs negatives); it may be one
+    number, a per-class tensor of shape ``(C,)``, or ``None`` for no weighting.
+    ``pos_weight`` further multiplies the positive term, as in
+    :class:`torch.nn.BCEWithLogitsLoss`.
+    """
+    y = _targets_like(logits, targets)
+    pw = None if pos_weight is None else pos_weight.to(device=logits.device, dtype=logits.dtype)
+    ce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * (1 - p_t).pow(gamma)
+    if alpha is not None:
+        a = torch.as_tensor(alpha, device=logits.device, dtype=logits.dtype)
+        loss = loss * (a * y + (1 - a) * (1 - y))
+    return _reduce(loss, reduction)
+
+
+def combined_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    pos_weights: torch.Tensor | None = None,
+    bce_weight: float = 0.7,
+    focal_weight: float = 0.3,
+    alpha: float | torch.Tensor | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """``bce_weight * weighted BCE + focal_weight * focal loss`` (the focal term takes no ``pos_weight``)."""
+    bce = weighted_bce_with_logits(logits, targets, pos_weights, reduction)
+    focal = focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction)
+    return bce_weight * bce + focal_weight * focal
+
+
+def _check_gamma(gamma: Any) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not np.isfinite(float(gamma)) or gamma < 0:
+        raise ValueError(f"`gamma` must be a finite number >= 0, got {gamma!r}")
+    return float(gamma)
+
+
+class WeightedBCEWithLogitsLoss(nn.Module):
+    """:class:`torch.nn.BCEWithLogitsLoss` with per-class positive weights, e.g. from :func:`calculate_pos_weights`.
+
+    Args:
+        pos_weights: ``(C,)`` weights of the positive term; ``None`` for plain BCE.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    pos_weights: torch.Tensor | None
+
+    def __init__(self, pos_weights: Any = None, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.register_buffer("pos_weights", _per_class(pos_weights, "pos_weights"))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return weighted_bce_with_logits(logits, targets, self.pos_weights, self.reduction)
+
+
+class FocalLoss(nn.Module):
+    """Sigmoid focal loss (Lin et al., 2017) with per-class ``alpha`` and optional ``pos_weight``.
+
+    Args:
+        alpha: weight of positives in ``[0, 1]``: a number, a ``(C,)`` tensor, or ``None`` for none.
+        gamma: focusing parameter ``>= 0``; 0 gives (alpha-weighted) BCE.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        pos_weight: optional ``(C,)`` multiplier of the positive term.
+    """
+
+    alpha: torch.Tensor | None
+    pos_weight: torch.Tensor | None
+
+    def __init__(self, alpha: Any = 0.25, gamma: float = 2.0, reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__()
+        self.gamma = _check_gamma(gamma)
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.register_buffer("alpha", _per_class(alpha, "alpha", upper=1.0))
+        self.register_buffer("pos_weight", _per_class(pos_weight, "pos_weight"))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return focal_loss(logits, targets, self.alpha, self.gamma, self.reduction, self.pos_weight)
+
+
+class CombinedLoss(nn.Module):
+    """Weighted sum of :class:`WeightedBCEWithLogitsLoss` and :class:`FocalLoss`.
+
+    Args:
+        pos_weights: ``(C,)`` positive weights of the BCE term.
+        bce_weight, focal_weight: non-negative mixing weights, not both zero.
+        alpha, gamma: of the focal term.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(
+        self,
+        pos_weights: Any = None,
+        bce_weight: float = 0.7,
+        focal_weight: float = 0.3,
+        alpha: Any = 0.25,
+        gamma: float = 2.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        for name, value in (("bce_weight", bce_weight), ("focal_weight", focal_weight)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+        if bce_weight == 0 and focal_weight == 0:
+            raise ValueError("`bce_weight` and `focal_weight` must not both be 0")
+        self.bce_weight = float(bce_weight)
+        self.focal_weight = float(focal_weight)
+        self.bce = WeightedBCEWithLogitsLoss(pos_weights, reduction)
+        self.focal = FocalLoss(alpha, gamma, reduction)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.bce_weight * self.bce(logits, targets) + self.focal_weight * self.focal(logits, targets)

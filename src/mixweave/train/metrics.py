@@ -1,0 +1,312 @@
+"""Multi-label evaluation metrics on scikit-learn, with a tracker that accumulates batches.
+
+Predictions are probabilities of shape ``(N, C)`` (pass ``from_logits=True``
+for raw scores); targets are the multi-hot ``(N, C)`` matrix. The counting
+metrics (F1, precision, recall, Hamming loss) all come from one call to
+:func:`sklearn.metrics.multilabel_confusion_matrix`; AUC and coverage error
+are sklearn's; label ranking average precision is computed in vectorised
+chunks because sklearn's loops over samples in Python (it is tested equal to
+sklearn's).
+
+A class that has no positive (or no negative) sample has no defined AUC: it
+gets NaN, a warning names it, and macro averages are taken over the other
+classes. Macro F1/precision/recall likewise average over classes that have at
+least one positive sample, so a label absent from a split does not drag the
+average to zero.
+
+Example:
+    >>> import numpy as np
+    >>> y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> p = np.array([[0.9, 0.2], [0.3, 0.8], [0.6, 0.4], [0.1, 0.3]])
+    >>> m = compute_metrics(p, y, labels=["cat", "dog"])
+    >>> m["auc_per_class"], m["f1_micro"]
+    ({'cat': 1.0, 'dog': 1.0}, 0.8571428571428571)
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from .._validation import as_numpy, check_int, warn
+
+__all__ = [
+    "MetricsTracker",
+    "calculate_auc_roc",
+    "compute_metrics",
+    "get_roc_curves",
+    "label_ranking_average_precision",
+    "plot_roc_curves",
+]
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    return np.asarray(as_numpy(x))
+
+
+def _check_pair(predictions: Any, targets: Any, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
+    p = _to_numpy(predictions)
+    y = _to_numpy(targets)
+    if p.ndim == 1:
+        p = p[:, None]
+    if y.ndim == 1:
+        y = y[:, None]
+    if p.ndim != 2 or p.shape != y.shape:
+        raise ValueError(f"`predictions` and `targets` must both have shape (N, C), got {p.shape} and {y.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("`predictions` must not be empty")
+    if not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(np.float64)
+    if not np.isfinite(p).all():
+        raise ValueError("`predictions` must be finite, got NaN or inf")
+    if from_logits:
+        p = 1.0 / (1.0 + np.exp(-p.astype(np.float64)))
+    elif p.min() < 0 or p.max() > 1:
+        raise ValueError(
+            f"`predictions` must be probabilities in [0, 1], got values in [{p.min():.4g}, {p.max():.4g}]; "
+            "apply a sigmoid first or pass from_logits=True"
+        )
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        raise ValueError(f"`targets` must be multi-hot (0 or 1), got {_to_numpy(y[bad][0]).item()!r}")
+    return p, y.astype(np.int8, copy=False)
+
+
+def _names(labels: Sequence[str] | None, num_classes: int) -> list[str]:
+    if labels is None:
+        return [str(j) for j in range(num_classes)]
+    names = [str(name) for name in labels]
+    if len(names) != num_classes:
+        raise ValueError(f"`labels` must name {num_classes} classes, got {len(names)}")
+    return names
+
+
+def _defined(y: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """Mask of classes with both positives and negatives; warn naming the others."""
+    positives = y.sum(axis=0, dtype=np.int64)
+    ok = (positives > 0) & (positives < y.shape[0])
+    if not ok.all():
+        missing = [names[j] for j in np.flatnonzero(~ok)]
+        warn(
+            f"{what} is undefined for class(es) {missing}: they have no positive (or no negative) sample; NaN",
+            stacklevel=4,
+        )
+    return ok
+
+
+def calculate_auc_roc(
+    predictions: Any, targets: Any, labels: Sequence[str] | None = None, *, from_logits: bool = False
+) -> dict[str, float]:
+    """Per-class ROC AUC (sklearn's ``roc_auc_score``), NaN and a warning for a class with one outcome only."""
+    p, y = _check_pair(predictions, targets, from_logits)
+    return _auc_per_class(p, y, _names(labels, y.shape[1]))
+
+
+def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
+    ok = _defined(y, names, "ROC AUC")
+    return {name: float(skm.roc_auc_score(y[:, j], p[:, j])) if ok[j] else float("nan") for j, name in enumerate(names)}
+
+
+def get_roc_curves(
+    predictions: Any, targets: Any, labels: Sequence[str] | None = None, *, from_logits: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-class ROC curves ``{name: {"fpr", "tpr", "thresholds"}}`` (sklearn's ``roc_curve``).
+
+    Classes with a single outcome have no curve; they are left out with a warning.
+    """
+    p, y = _check_pair(predictions, targets, from_logits)
+    names = _names(labels, y.shape[1])
+    ok = _defined(y, names, "the ROC curve")
+    curves = {}
+    for j in np.flatnonzero(ok):
+        fpr, tpr, thresholds = skm.roc_curve(y[:, j], p[:, j])
+        curves[names[j]] = {"fpr": fpr, "tpr": tpr, "thresholds": thresholds}
+    return curves
+
+
+def plot_roc_curves(
+    curves: dict[str, dict[str, np.ndarray]], path: str | os.PathLike[str], *, title: str = "ROC curves"
+) -> Path:
+    """Draw curves from :func:`get_roc_curves` (with each class's AUC) into a PNG at ``path``; returns the path."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state
+
+    if not curves:
+        raise ValueError("`curves` is empty: no class had both positive and negative samples")
+    fig = Figure(figsize=(6, 6))
+    ax = fig.add_subplot()
+    for name, c in curves.items():
+        auc = float(np.trapezoid(c["tpr"], c["fpr"]))
+        ax.plot(c["fpr"], c["tpr"], label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize="small")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, out)
+    return out
+
+
+def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: int = 65536) -> float:
+    """Label ranking average precision, equal to sklearn's ``label_ranking_average_precision_score``.
+
+    For each positive label of a sample: the fraction of labels ranked at or
+    above it that are positive; averaged per sample, then over samples. Rows with
+    no positive or no negative label score 1, as in sklearn. Vectorised over
+    rows in chunks (memory ``chunk_size * C * C`` bytes).
+    """
+    s = _to_numpy(scores).astype(np.float64, copy=False)
+    y = _to_numpy(targets).astype(bool, copy=False)
+    n, c = y.shape
+    total = 0.0
+    for start in range(0, n, chunk_size):
+        ys, ss = y[start : start + chunk_size], s[start : start + chunk_size]
+        at_or_above = ss[:, None, :] >= ss[:, :, None]  # [i, j, k]: label k scores >= label j
+        rank = at_or_above.sum(axis=2)
+        positive_rank = (at_or_above & ys[:, None, :]).sum(axis=2)
+        precision = np.where(ys, positive_rank / rank, 0.0).sum(axis=1)
+        npos = ys.sum(axis=1)
+        trivial = (npos == 0) | (npos == c)
+        total += float(np.where(trivial, 1.0, precision / np.maximum(npos, 1)).sum())
+    return total / n
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(np.shape(num)), where=np.asarray(den) > 0)
+
+
+def compute_metrics(
+    predictions: Any,
+    targets: Any,
+    labels: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    *,
+    from_logits: bool = False,
+) -> dict[str, Any]:
+    """All the usual multi-label metrics in one pass.
+
+    Args:
+        predictions: ``(N, C)`` probabilities (or logits with ``from_logits=True``); tensors or arrays.
+        targets: ``(N, C)`` multi-hot labels.
+        labels: class names for the per-class entries (default ``"0"``, ``"1"``, ...).
+        threshold: probability at or above which a label is predicted positive.
+
+    Returns:
+        ``auc_macro``, ``auc_micro``, ``auc_per_class`` (dict), ``f1_macro``, ``f1_micro``,
+        ``precision_macro``, ``precision_micro``, ``recall_macro``, ``recall_micro``,
+        ``hamming_loss``, ``label_ranking_ap``, ``coverage_error``, and per-class
+        ``f1_per_class``, ``precision_per_class``, ``recall_per_class``, ``support_per_class``.
+        Per-class precision/recall/F1 that divide by zero are 0, as sklearn's ``zero_division=0``.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"`threshold` must be a number in (0, 1), got {threshold!r}")
+    p, y = _check_pair(predictions, targets, from_logits)
+    names = _names(labels, y.shape[1])
+    auc = _auc_per_class(p, y, names)
+    ok = np.array([not np.isnan(v) for v in auc.values()])
+    has_pos = y.any(axis=0)
+
+    predicted = p >= threshold
+    mcm = skm.multilabel_confusion_matrix(y, predicted.astype(np.int8))  # (C, 2, 2): [[tn, fp], [fn, tp]]
+    tp, fp, fn = mcm[:, 1, 1], mcm[:, 0, 1], mcm[:, 1, 0]
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    tps, fps, fns = tp.sum(), fp.sum(), fn.sum()
+
+    def macro(values: np.ndarray) -> float:
+        return float(values[has_pos].mean()) if has_pos.any() else float("nan")
+
+    both = y.any() and not y.all()
+    return {
+        "auc_macro": float(np.mean([v for v in auc.values() if not np.isnan(v)])) if ok.any() else float("nan"),
+        "auc_micro": float(skm.roc_auc_score(y.ravel(), p.ravel())) if both else float("nan"),
+        "auc_per_class": auc,
+        "f1_macro": macro(f1),
+        "f1_micro": float(_ratio(2 * tps, 2 * tps + fps + fns)),
+        "precision_macro": macro(precision),
+        "precision_micro": float(_ratio(tps, tps + fps)),
+        "recall_macro": macro(recall),
+        "recall_micro": float(_ratio(tps, tps + fns)),
+        "hamming_loss": float((fps + fns) / y.size),
+        "label_ranking_ap": label_ranking_average_precision(y, p),
+        "coverage_error": float(skm.coverage_error(y, p)),
+        "f1_per_class": dict(zip(names, map(float, f1), strict=True)),
+        "precision_per_class": dict(zip(names, map(float, precision), strict=True)),
+        "recall_per_class": dict(zip(names, map(float, recall), strict=True)),
+        "support_per_class": dict(zip(names, map(int, tp + fn), strict=True)),
+    }
+
+
+class MetricsTracker:
+    """Accumulate predictions and targets over batches; :meth:`compute` equals one :func:`compute_metrics` call.
+
+    Memory grows linearly with the number of samples seen (the batches are kept,
+    in their own dtype, until :meth:`reset`): AUC needs every score.
+
+    Args:
+        num_classes: number of label columns ``C``.
+        labels: optional class names.
+        threshold: decision threshold for the counting metrics.
+        from_logits: whether :meth:`update` receives logits rather than probabilities.
+
+    Example:
+        >>> import torch
+        >>> tracker = MetricsTracker(num_classes=2, from_logits=True)
+        >>> tracker.update(torch.tensor([[3.0, -2.0], [-1.0, 2.0]]), torch.tensor([[1, 0], [0, 1]]))
+        >>> tracker.update(torch.tensor([[0.5, 0.5]]), torch.tensor([[1, 1]]))
+        >>> tracker.num_samples, tracker.compute()["f1_micro"]
+        (3, 1.0)
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        labels: Sequence[str] | None = None,
+        threshold: float = 0.5,
+        *,
+        from_logits: bool = False,
+    ) -> None:
+        self.num_classes = check_int(num_classes, "num_classes", minimum=1)
+        self.labels: list[str] = _names(labels, self.num_classes)
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+            raise ValueError(f"`threshold` must be a number in (0, 1), got {threshold!r}")
+        self.threshold: float = float(threshold)
+        self.from_logits: bool = bool(from_logits)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen so far."""
+        self._predictions: list[np.ndarray] = []
+        self._targets: list[np.ndarray] = []
+        self.num_samples = 0
+
+    def update(self, predictions: Any, targets: Any) -> None:
+        """Add one batch of ``(B, C)`` predictions and targets."""
+        p, y = _to_numpy(predictions), _to_numpy(targets)
+        if p.ndim != 2 or p.shape[1] != self.num_classes or p.shape != y.shape:
+            raise ValueError(
+                f"`predictions` and `targets` must both have shape (B, {self.num_classes}), got {p.shape} and {y.shape}"
+            )
+        self._predictions.append(p.copy())
+        self._targets.append(y.astype(np.int8))
+        self.num_samples += p.shape[0]
+
+    def compute(self) -> dict[str, Any]:
+        """Metrics over every batch since the last :meth:`reset`."""
+        if not self._predictions:
+            raise RuntimeError("MetricsTracker.compute() called before any update()")
+        return compute_metrics(
+            np.concatenate(self._predictions),
+            np.concatenate(self._targets),
+            self.labels,
+            self.threshold,
+            from_logits=self.from_logits,
+        )

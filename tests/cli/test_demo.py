@@ -1,0 +1,73 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.checks import console_script
+
+
+def _mixweave():
+    return console_script()
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    done = subprocess.run(
+        [*_mixweave(), "demo", "--out", str(out), "--epochs", "2", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return out, json.loads((out / "report.json").read_text()), done.stdout
+
+
+def test_demo_writes_the_report(demo_report):
+    out, report, stdout = demo_report
+    assert report["config"] == {"epochs": 2, "seed": 1, "batch_size": 32, "data": "sklearn digits"}
+    assert set(report["long_tail"]["runs"]) == {
+        "plain shuffling",
+        "class-balanced sampler",
+        "class-balanced loss (beta=0.999)",
+        "focal loss (gamma=2)",
+    }
+    for run in report["long_tail"]["runs"].values():
+        assert 0 <= run["balanced_accuracy"] <= 1 and 0 <= run["macro_f1"] <= 1 and len(run["recall_per_class"]) == 10
+        assert sum(run["class_shares_seen"]) == pytest.approx(1.0)
+    assert report["long_tail"]["imbalance_ratio"] >= 50  # 100:1 up to rounding of the smallest class
+    assert list(report["mixing"]["runs"]) == ["real only", "80/20", "50/50", "20/80", "synthetic only"]
+    for run in report["mixing"]["runs"].values():
+        # exact mode: the realised share of one epoch is the requested share to within one sample in 400
+        assert abs(run["realised_real_share"] - run["requested_real_share"]) <= 1 / 400
+    assert report["conclusions"] and all(isinstance(line, str) for line in report["conclusions"])
+    for name in report["plots"]:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "## Long tail" in md and "## Mixing real and synthetic" in md and "## What the numbers say" in md
+    assert "summary" in stdout and "report.md" in stdout
+
+
+def test_class_balanced_sampler_balances_what_the_model_sees(demo_report):
+    _, report, _ = demo_report
+    runs = report["long_tail"]["runs"]
+    counts = np.array(report["long_tail"]["train_class_counts"])
+    # plain shuffling sees the training distribution exactly (each epoch is a permutation)
+    np.testing.assert_allclose(runs["plain shuffling"]["class_shares_seen"], counts / counts.sum())
+    # the sampler draws about 2 x 300 samples: binomial sd of a 10% share is ~0.012; tolerance 0.05 (4 sd)
+    np.testing.assert_allclose(runs["class-balanced sampler"]["class_shares_seen"], 0.1, atol=0.05)
+
+
+@pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["demo", "--seed", "-3"]])
+def test_demo_errors_are_one_line(argv):
+    done = subprocess.run([*_mixweave(), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("mixweave: error: ") and done.stderr.count("\n") == 1
+
+
+def test_help_of_every_command():
+    top = subprocess.run([*_mixweave(), "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and all(c in top.stdout for c in ("demo", "split", "store"))
+    for command in ("demo", "split", "store", "store info", "store build"):
+        sub = subprocess.run([*_mixweave(), *command.split(), "--help"], capture_output=True, text=True, timeout=120)
+        assert sub.returncode == 0 and f"usage: mixweave {command}" in sub.stdout

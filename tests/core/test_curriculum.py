@@ -1,0 +1,84 @@
+import json
+import math
+
+import pytest
+
+from mixweave import CurriculumState
+from mixweave.core.curriculum import DEFAULT_PHASES
+
+
+def test_defaults_and_documented_warmup():
+    state = CurriculumState()
+    assert state.phase == "warmup"
+    assert state.sampling_probs() == {"high": 0.9, "medium": 0.1, "low": 0.0}
+    assert state.phase_names == tuple(DEFAULT_PHASES)
+
+
+def test_plateau_advances_after_patience_and_stays_at_last_phase():
+    state = CurriculumState(patience=2, min_delta=0.1)
+    # improvements larger than min_delta reset the count; smaller ones do not count
+    assert [state.update(x) for x in (1.0, 0.8, 0.75, 0.74)] == [False, False, False, True]
+    assert state.phase == "expand"
+    changes = [state.update(0.74) for _ in range(10)]
+    assert changes.count(True) == 2 and state.phase == "polish"
+    assert not any(state.update(0.74) for _ in range(5))
+
+
+def test_custom_phases_and_qualities():
+    phases = {"clean": {"gold": 1.0}, "all": {"gold": 0.5, "silver": 0.5}}
+    state = CurriculumState(qualities=("gold", "silver"), patience=1, phases=phases)
+    assert state.sampling_probs() == {"gold": 1.0, "silver": 0.0}
+    state.update(1.0)
+    assert state.update(1.0) and state.phase == "all"
+
+
+def test_state_dict_roundtrip_json():
+    state = CurriculumState(patience=3)
+    for x in (1.0, 0.9, 0.95):
+        state.update(x)
+    saved = json.loads(json.dumps(state.state_dict()))
+    other = CurriculumState(patience=3)
+    other.load_state_dict(saved)
+    assert (other.phase, other.best, other.bad_epochs) == (state.phase, 0.9, 1)
+    fresh = CurriculumState()
+    fresh.load_state_dict(json.loads(json.dumps(CurriculumState().state_dict())))
+    assert math.isinf(fresh.best)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(patience=0), r"`patience` must be an int >= 1, got 0"),
+        (dict(min_delta=-1.0), r"`min_delta` must be a finite float >= 0, got -1.0"),
+        (dict(qualities=("a", "b")), r"`phases` is required for qualities \['a', 'b'\]"),
+        (dict(qualities=("a", "a"), phases={"p": {"a": 1.0}}), r"`qualities` must be distinct"),
+        (dict(phases={"p": {"high": 0.5, "ultra": 0.5}}), r"`phases\['p'\]` names unknown qualities \['ultra'\]"),
+        (dict(phases={"p": {"high": 0.5, "low": 0.4}}), r"`phases\['p'\]` must sum to 1"),
+        (dict(phases={}), r"`phases` must be a non-empty mapping"),
+    ],
+    ids=["patience", "min-delta", "custom-no-phases", "duplicate", "unknown", "sum", "empty"],
+)
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CurriculumState(**kwargs)
+
+
+def test_bad_updates_and_states():
+    state = CurriculumState()
+    with pytest.raises(ValueError, match=r"`val_loss` must be a number, got nan"):
+        state.update(float("nan"))
+    with pytest.raises(ValueError, match=r"`phase` must be one of \['warmup', 'expand', 'robust', 'polish'\]"):
+        state.set_phase("cooldown")
+    with pytest.raises(ValueError, match=r"`state_dict` is missing key 'bad_epochs'"):
+        state.load_state_dict({"phase": "warmup", "best": None})
+
+
+def test_update_without_process_group_is_local_and_sync_true_says_why():
+    state = CurriculumState(patience=1)
+    state.update(1.0)
+    assert state.update(1.0) and state.phase == "expand"  # sync=None: no process group, plain local update
+    with pytest.raises(RuntimeError, match=r"sync=True.*process group"):
+        state.update(1.0, sync=True)
+    assert state.bad_epochs == 0  # refused before anything changed
+    with pytest.raises(ValueError, match="val_loss"):
+        state.update(True)

@@ -1,0 +1,310 @@
+"""Lightning, MLflow and Optuna integrations, with the real packages (dev extras)."""
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from mixweave import CurriculumState, DynamicCurriculumSampler, JointSamplingConfig, build_sampler
+
+QUALITY = np.array(["high"] * 100 + ["medium"] * 100 + ["low"] * 100)
+
+
+def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None, **trainer_kwargs):
+    """Run a quiet CPU Trainer (one process unless ``devices``/``strategy`` say otherwise); returns it."""
+    import lightning.pytorch as pl
+
+    trainer_kwargs.setdefault("devices", 1)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=list(callbacks),
+        **trainer_kwargs,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice about worker counts
+        trainer.fit(module, *loaders, datamodule=datamodule)
+    return trainer
+
+
+@pytest.mark.slow
+def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
+    import lightning.pytorch as pl
+
+    from mixweave.integrations.lightning import CurriculumCallback
+
+    state = CurriculumState(patience=1)
+    sampler = DynamicCurriculumSampler(QUALITY, state, num_samples=600, seed=0)
+    data = TensorDataset(torch.arange(300).float()[:, None], torch.arange(300))
+    seen: dict[int, list[int]] = {}
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            x, idx = batch
+            seen.setdefault(self.current_epoch, []).extend(idx.tolist())
+            return self.layer(x).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.tensor(1.0))  # a plateau from the start
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    callback = CurriculumCallback(state, monitor="val_loss")
+    _fit(
+        tmp_path,
+        Tiny(),
+        DataLoader(data, batch_size=100, sampler=sampler),
+        DataLoader(data, batch_size=100),
+        callbacks=[callback],
+        num_sanity_val_steps=0,
+    )
+    # epoch 0 sets the best loss, epoch 1 plateaus -> expand, epoch 2 plateaus -> robust
+    assert [phase for _, phase in callback.history] == ["warmup", "expand", "robust"]
+    share_high = {e: float(np.mean(QUALITY[np.array(ix)] == "high")) for e, ix in seen.items()}
+    assert share_high[0] == pytest.approx(0.9, abs=0.06)  # warmup; binomial sd 0.012 at n=600
+    assert share_high[2] == pytest.approx(0.6, abs=0.06)  # the plan of epoch 2 is drawn in phase "expand"
+    assert sampler.epoch == 2  # Lightning set the epoch of its last epoch
+
+
+@pytest.mark.slow
+def test_weight_statistics_logged_to_a_local_mlflow_store(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    targets = np.full((300, 2), np.nan)
+    targets[:250, 0] = 1.0
+    targets[250:, 1] = 1.0
+    sampler = build_sampler(
+        {"task_sampling_alpha": 0.5, "log_to_mlflow": True, "log_weight_statistics": False}, targets, num_samples=10
+    )
+    with mlflow.start_run() as run:
+        list(sampler)
+        list(sampler)
+    client = mlflow.tracking.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "sampling/effective_samples")
+    assert [m.step for m in history] == [0, 1]
+    assert history[0].value == pytest.approx(sampler.weight_stats()["effective_samples"])
+    assert client.get_metric_history(run.info.run_id, "sampling/entropy")
+
+
+def test_optuna_suggests_validated_configs():
+    import optuna
+
+    from mixweave.integrations.optuna import suggest_sampling_config
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    configs: list[JointSamplingConfig] = []
+
+    def objective(trial):
+        config = suggest_sampling_config(trial, space={"patience": (1, 3)}, seed=7)
+        configs.append(config)
+        return config.task_oversampling.alpha
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=12)
+    assert all(0.0 <= c.task_oversampling.alpha <= 1.0 and c.seed == 7 for c in configs)
+    assert {c.curriculum.enabled for c in configs} == {True, False}
+    assert all(1 <= c.curriculum.patience <= 3 for c in configs if c.curriculum.enabled)
+    with pytest.raises(ValueError, match=r"`space` has unknown keys \['gamma'\]"):
+        suggest_sampling_config(optuna.trial.FixedTrial({}), space={"gamma": (0, 1)})
+
+
+def test_callback_rejects_a_non_state():
+    from mixweave.integrations.lightning import CurriculumCallback
+
+    with pytest.raises(TypeError, match=r"`curriculum_state` must be a CurriculumState, got dict"):
+        CurriculumCallback({})
+
+
+@pytest.mark.slow
+def test_mixed_dataset_in_a_lightning_datamodule(tmp_path):
+    import lightning.pytorch as pl
+
+    from mixweave import WeightedConcatDataset
+
+    synthetic = TensorDataset(torch.zeros(500, 1), torch.zeros(500, dtype=torch.long))
+    real = TensorDataset(torch.ones(40, 1), torch.ones(40, dtype=torch.long))
+    mixed = WeightedConcatDataset([synthetic, real], [0.8, 0.2], length=100, mode="exact", seed=0)
+    batches: dict[int, list[int]] = {}
+
+    class Data(pl.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(mixed, batch_size=20, sampler=mixed.sampler())
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            x, is_real = batch
+            batches.setdefault(self.current_epoch, []).append(int(is_real.sum()))
+            return self.layer(x).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    _fit(tmp_path, Tiny(), datamodule=Data())
+    assert sorted(batches) == [0, 1, 2]
+    assert all(counts == [4] * 5 for counts in batches.values())  # every batch of 20: exactly 4 real
+    assert mixed.epoch == 2  # Lightning's set_epoch reached the dataset through its sampler
+
+
+def _run_with_early_stopping(tmp_path, reset: bool) -> int:
+    import lightning.pytorch as pl
+
+    from mixweave import JointSamplingConfig
+
+    config = JointSamplingConfig.from_mapping(
+        {"curriculum": {"enabled": True, "patience": 1, "reset_early_stopping_on_phase_change": reset}}
+    )
+    state = config.curriculum.make_state()
+    sampler = DynamicCurriculumSampler(QUALITY, state, num_samples=100, seed=0)
+    data = TensorDataset(torch.zeros(300, 1))
+    epochs: list[int] = []
+
+    class Flat(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            epochs.append(self.current_epoch)
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.tensor(1.0))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    from mixweave.integrations.lightning import CurriculumCallback
+
+    callback = CurriculumCallback.from_config(config.curriculum, state)
+    callbacks = [callback, pl.callbacks.EarlyStopping("val_loss", patience=2)]
+    _fit(
+        tmp_path,
+        Flat(),
+        DataLoader(data, batch_size=100, sampler=sampler),
+        DataLoader(data, batch_size=100),
+        callbacks=callbacks,
+        max_epochs=10,
+        num_sanity_val_steps=0,
+    )
+    return max(epochs) + 1
+
+
+@pytest.mark.slow
+def test_reset_early_stopping_on_phase_change(tmp_path):
+    # a flat validation loss: EarlyStopping(patience=2) stops after 3 epochs; with the reset, each of the
+    # three phase changes (epochs 1-3) restarts its patience, so it stops 3 epochs later
+    assert _run_with_early_stopping(tmp_path / "plain", reset=False) == 3
+    assert _run_with_early_stopping(tmp_path / "reset", reset=True) == 6
+
+
+@pytest.mark.slow
+def test_lightning_ddp_spawn_two_ranks_shard_one_plan_and_agree_on_the_curriculum(tmp_path):
+    """A real 2-process Trainer (ddp_spawn, gloo): each rank trains on its shard of the global plan.
+
+    ``use_distributed_sampler=False`` keeps Lightning from wrapping the sampler (it
+    would shard the rank's shard again); the curriculum phase follows rank 0.
+    """
+    import json
+
+    from mixweave.integrations.lightning import CurriculumCallback
+    from tests.lightning_ddp import CurriculumData, RecordingModule, make_sampler
+
+    state = CurriculumState(patience=1)
+    _fit(
+        tmp_path,
+        RecordingModule(str(tmp_path), state),
+        datamodule=CurriculumData(state),
+        callbacks=[CurriculumCallback(state)],
+        max_epochs=4,
+        devices=2,
+        strategy="ddp_spawn",
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [run["world"] for run in runs] == [2, 2]
+    # epoch 0 sets the best loss; with patience 1 every later epoch is a plateau on rank 0 (a new phase)
+    expected_phases = {"0": "warmup", "1": "warmup", "2": "expand", "3": "robust"}
+    assert runs[0]["phases"] == expected_phases
+    assert runs[1]["phases"] == expected_phases  # rank 1's own losses kept falling: it follows rank 0
+    for epoch in range(4):
+        reference = CurriculumState(patience=1)
+        reference.set_phase(expected_phases[str(epoch)])
+        shards = [make_sampler(reference, num_replicas=2, rank=r).plan(epoch) for r in range(2)]
+        for r in range(2):
+            assert runs[r]["seen"][str(epoch)] == shards[r].tolist(), f"rank {r} epoch {epoch}"
+        single = make_sampler(reference, num_replicas=1, rank=0).global_plan(epoch)
+        assert np.array_equal(np.stack(shards, axis=1).ravel(), single)  # disjoint, union = the global plan
+
+
+def _stateful_cases():
+    """A weighted sampler and a mixed dataset's sampler, each over a dataset that returns its row/position."""
+    from mixweave import WeightedConcatDataset, WeightedSampler
+
+    rows = TensorDataset(torch.arange(120))
+
+    def weighted():
+        return rows, WeightedSampler(np.linspace(0.1, 1.0, 120), num_samples=90, seed=2)
+
+    def mixed():
+        data = WeightedConcatDataset([list(range(50)), list(range(100, 130))], [0.6, 0.4], length=90, seed=2)
+        return data, data.sampler()
+
+    return {"weighted": weighted, "mixed": mixed}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.set_vital. is deprecated")
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("case", ["weighted", "mixed"])
+def test_stateful_dataloader_resumes_at_every_step(case, num_workers):
+    """torchdata's StatefulDataLoader saves the sampler's state with its own; restoring it after any batch
+    (the partial last one and the finished epoch included) yields exactly the rest, then the next epoch."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    make = _stateful_cases()[case]
+
+    def loader():
+        data, sampler = make()
+        return StatefulDataLoader(data, batch_size=16, sampler=sampler, num_workers=num_workers)
+
+    def flat(batches):
+        return [int(v) for b in batches for v in (b[0] if isinstance(b, list) else b)]
+
+    reference = loader()
+    epochs = [flat(reference), flat(reference)]  # 6 batches per epoch, the last one of 10
+    assert epochs[0] != epochs[1] and len(epochs[0]) == 90
+    for stop in [1, 2, 3, 4, 5, 6, "finished"]:
+        first = loader()
+        it = iter(first)
+        seen = flat(next(it) for _ in range(6 if stop == "finished" else stop))
+        if stop == "finished":
+            assert next(it, None) is None  # the loader has raised StopIteration: its state says so
+        state = first.state_dict()
+        del it, first
+        resumed = loader()
+        resumed.load_state_dict(state)
+        if stop == "finished":  # a finished state starts the next epoch (torchdata's rule)
+            assert seen == epochs[0] and flat(resumed) == epochs[1]
+            continue
+        rest = flat(resumed)  # after the 6th (partial) batch the rest is empty, not the next epoch
+        assert seen + rest == epochs[0], f"stop after {stop} batches"
+        assert flat(resumed) == epochs[1], f"epoch after the resume (stop {stop})"

@@ -1,0 +1,177 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mixweave.train.losses import (
+    CombinedLoss,
+    FocalLoss,
+    WeightedBCEWithLogitsLoss,
+    calculate_effective_num_samples,
+    calculate_pos_weights,
+    get_class_balanced_weights,
+)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 5, generator=g, dtype=torch.float64) * 3
+    targets = (torch.rand(64, 5, generator=g) < 0.3).to(torch.float64)
+    return logits, targets
+
+
+def test_pos_weights_formula():
+    counts = torch.tensor([1, 10, 500, 999])
+    got = calculate_pos_weights(counts, total_samples=1000)
+    expected = torch.tensor([999 / 1, 990 / 10, 500 / 500, 1 / 999], dtype=torch.float32)
+    torch.testing.assert_close(got, expected)
+    assert got.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("counts", "total", "match"),
+    [
+        ([5, 0, 3], 10, r"zero count for class\(es\) \[1\]"),
+        ([5, 11], 10, r"exceeds total_samples=10"),
+        ([5, -1], 10, "finite and >= 0"),
+        ([5, 1], 0, "total_samples"),
+    ],
+)
+def test_pos_weights_rejects_bad_counts(counts, total, match):
+    with pytest.raises(ValueError, match=match):
+        calculate_pos_weights(counts, total)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9, 0.999, 0.9999])
+def test_effective_number_is_the_geometric_sum(beta):
+    counts = [0, 1, 2, 7, 50, 3000]
+    got = calculate_effective_num_samples(counts, beta).numpy()
+    reference = [sum(beta**k for k in range(n)) for n in counts]  # E_n = 1 + beta + ... + beta^(n-1)
+    np.testing.assert_allclose(got, reference, rtol=1e-9)
+
+
+def test_class_balanced_weights_follow_cui_et_al():
+    counts = np.array([5000, 500, 50, 5])
+    beta = 0.999
+    raw = (1 - beta) / (1 - beta ** counts.astype(np.float64))
+    expected = raw / raw.sum() * len(counts)
+    got = get_class_balanced_weights(counts, beta)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    assert got.sum().item() == pytest.approx(4.0)
+    # beta = 0 gives equal weights, beta -> 1 approaches inverse frequency
+    assert torch.equal(get_class_balanced_weights(counts, 0.0), torch.ones(4))
+    near = get_class_balanced_weights(counts, 1 - 1e-9).numpy()
+    inv = (1 / counts) / (1 / counts).sum() * 4
+    np.testing.assert_allclose(near, inv, rtol=1e-3)
+
+
+def test_class_balanced_weights_reject_zero_count_and_bad_beta():
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\]"):
+        get_class_balanced_weights([3, 4, 0])
+    for beta in (1.0, -0.1, 2):
+        with pytest.raises(ValueError, match="`beta` must be a number in \\[0, 1\\)"):
+            get_class_balanced_weights([3, 4], beta)
+
+
+def test_weighted_bce_equals_torch(batch):
+    logits, targets = batch
+    pw = torch.tensor([0.5, 1.0, 2.0, 10.0, 100.0])
+    for reduction in ("mean", "sum", "none"):
+        ours = WeightedBCEWithLogitsLoss(pw, reduction=reduction)(logits, targets)
+        ref = torch.nn.BCEWithLogitsLoss(pos_weight=pw.double(), reduction=reduction)(logits, targets)
+        torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(
+        WeightedBCEWithLogitsLoss()(logits, targets), F.binary_cross_entropy_with_logits(logits, targets)
+    )
+
+
+def _focal_reference(logits, y, alpha, gamma, pos_weight=None):
+    """The paper's formula written out: -alpha_t (1 - p_t)^gamma log(p_t), pos_weight on the positive term."""
+    p = torch.sigmoid(logits)
+    pw = torch.ones(logits.shape[1], dtype=logits.dtype) if pos_weight is None else pos_weight.double()
+    a = torch.as_tensor(alpha, dtype=logits.dtype)
+    pos = -a * pw * (1 - p) ** gamma * F.logsigmoid(logits)
+    neg = -(1 - a) * p**gamma * F.logsigmoid(-logits)
+    return y * pos + (1 - y) * neg
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 3.5])
+def test_focal_matches_the_formula(batch, gamma):
+    logits, targets = batch
+    got = FocalLoss(alpha=0.25, gamma=gamma, reduction="none")(logits, targets)
+    torch.testing.assert_close(got, _focal_reference(logits, targets, 0.25, gamma))
+    assert FocalLoss(0.25, gamma)(logits, targets).item() == pytest.approx(got.mean().item())
+    assert FocalLoss(0.25, gamma, reduction="sum")(logits, targets).item() == pytest.approx(got.sum().item())
+
+
+def test_focal_per_class_alpha_and_pos_weight(batch):
+    logits, targets = batch
+    alpha = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
+    pw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    got = FocalLoss(alpha=alpha, gamma=2.0, reduction="none", pos_weight=pw)(logits, targets)
+    torch.testing.assert_close(got, _focal_reference(logits, targets, alpha.double(), 2.0, pw))
+
+
+def test_focal_without_alpha_and_gamma_zero_is_bce(batch):
+    logits, targets = batch
+    torch.testing.assert_close(
+        FocalLoss(alpha=None, gamma=0.0)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets)
+    )
+
+
+def test_focal_down_weights_easy_examples():
+    easy, hard = torch.tensor([[6.0]]), torch.tensor([[0.0]])
+    y = torch.ones(1, 1)
+    ratio_focal = FocalLoss(gamma=2.0)(easy, y) / FocalLoss(gamma=2.0)(hard, y)
+    ratio_bce = F.binary_cross_entropy_with_logits(easy, y) / F.binary_cross_entropy_with_logits(hard, y)
+    assert ratio_focal < ratio_bce / 100
+
+
+def test_class_id_targets_are_one_hot(batch):
+    logits, _ = batch
+    ids = torch.arange(64) % 5
+    hot = F.one_hot(ids, 5).double()
+    torch.testing.assert_close(FocalLoss()(logits, ids), FocalLoss()(logits, hot))
+    torch.testing.assert_close(WeightedBCEWithLogitsLoss()(logits, ids), WeightedBCEWithLogitsLoss()(logits, hot))
+
+
+def test_combined_is_the_weighted_sum(batch):
+    logits, targets = batch
+    pw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    got = CombinedLoss(pos_weights=pw, bce_weight=0.6, focal_weight=0.4, alpha=0.3, gamma=1.5)(logits, targets)
+    ref = (
+        0.6 * F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw.double())
+        + 0.4 * _focal_reference(logits, targets, 0.3, 1.5).mean()
+    )
+    torch.testing.assert_close(got, ref)
+
+
+def test_losses_backpropagate_and_move_with_the_module(batch):
+    logits, targets = batch
+    logits = logits.float().requires_grad_()
+    loss = CombinedLoss(pos_weights=torch.ones(5))
+    assert "bce.pos_weights" in dict(loss.named_buffers())
+    loss(logits, targets.float()).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: FocalLoss(alpha=1.5), r"`alpha` must be in \[0, 1\]"),
+        (lambda: FocalLoss(gamma=-1), "`gamma` must be a finite number >= 0"),
+        (lambda: FocalLoss(reduction="avg"), "`reduction` must be one of"),
+        (lambda: WeightedBCEWithLogitsLoss(pos_weights=[1.0, -2.0]), "`pos_weights` must be finite and >= 0"),
+        (lambda: CombinedLoss(bce_weight=0, focal_weight=0), "must not both be 0"),
+        (lambda: CombinedLoss(bce_weight=-1), "`bce_weight`"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_shape_mismatch_is_clear():
+    with pytest.raises(ValueError, match=r"`targets` must be class ids of shape \(4,\) or match `logits` \(4, 3\)"):
+        FocalLoss()(torch.zeros(4, 3), torch.zeros(4, 2))

@@ -1,0 +1,122 @@
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from mixweave.train.metrics import (
+    MetricsTracker,
+    calculate_auc_roc,
+    compute_metrics,
+    get_roc_curves,
+    label_ranking_average_precision,
+    plot_roc_curves,
+)
+
+
+def _data(n=500, c=6, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, c)) < np.linspace(0.05, 0.5, c)).astype(np.int64)
+    p = np.clip(0.35 * y + rng.random((n, c)) * 0.65, 0, 1)
+    if ties:
+        p = np.round(p, 1)
+    return p, y
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_compute_metrics_equals_sklearn(threshold):
+    p, y = _data()
+    m = compute_metrics(p, y, threshold=threshold)
+    yhat = (p >= threshold).astype(int)
+    assert m["auc_macro"] == pytest.approx(skm.roc_auc_score(y, p, average="macro"))
+    assert m["auc_micro"] == pytest.approx(skm.roc_auc_score(y, p, average="micro"))
+    assert list(m["auc_per_class"].values()) == pytest.approx(list(skm.roc_auc_score(y, p, average=None)))
+    for name, fn in (("f1", skm.f1_score), ("precision", skm.precision_score), ("recall", skm.recall_score)):
+        for avg in ("macro", "micro"):
+            assert m[f"{name}_{avg}"] == pytest.approx(fn(y, yhat, average=avg, zero_division=0)), (name, avg)
+        assert list(m[f"{name}_per_class"].values()) == pytest.approx(list(fn(y, yhat, average=None, zero_division=0)))
+    assert m["hamming_loss"] == pytest.approx(skm.hamming_loss(y, yhat))
+    assert m["label_ranking_ap"] == pytest.approx(skm.label_ranking_average_precision_score(y, p))
+    assert m["coverage_error"] == pytest.approx(skm.coverage_error(y, p))
+    assert list(m["support_per_class"].values()) == y.sum(axis=0).tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_label_ranking_ap_equals_sklearn_with_ties_and_trivial_rows(seed):
+    p, y = _data(n=300, c=5, seed=seed, ties=True)
+    y[:10] = 0  # rows with no positive label
+    y[10:20] = 1  # rows with every label positive
+    got = label_ranking_average_precision(y, p, chunk_size=64)  # several chunks
+    assert got == pytest.approx(skm.label_ranking_average_precision_score(y, p), rel=1e-12)
+
+
+def test_class_without_positives_is_nan_warned_and_left_out_of_macro():
+    p, y = _data()
+    y[:, 2] = 0
+    with pytest.warns(UserWarning, match=r"undefined for class\(es\) \['Hernia'\]"):
+        m = compute_metrics(p, y, labels=["a", "b", "Hernia", "d", "e", "f"])
+    assert np.isnan(m["auc_per_class"]["Hernia"])
+    rest = [0, 1, 3, 4, 5]
+    assert m["auc_macro"] == pytest.approx(skm.roc_auc_score(y[:, rest], p[:, rest], average="macro"))
+    yhat = (p >= 0.5).astype(int)
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(y[:, rest], yhat[:, rest], average="macro", zero_division=0))
+
+
+def test_tensors_and_logits_are_accepted():
+    p, y = _data()
+    logits = np.log(p.clip(1e-6, 1 - 1e-6) / (1 - p.clip(1e-6, 1 - 1e-6)))
+    a = compute_metrics(p, y)
+    b = compute_metrics(torch.tensor(logits), torch.tensor(y), from_logits=True)
+    assert b["auc_macro"] == pytest.approx(a["auc_macro"])
+    assert b["f1_micro"] == pytest.approx(a["f1_micro"])
+
+
+def test_bad_input_is_clear():
+    p, y = _data()
+    with pytest.raises(ValueError, match="from_logits=True"):
+        compute_metrics(p * 4 - 2, y)
+    with pytest.raises(ValueError, match=r"shape \(N, C\)"):
+        compute_metrics(p, y[:, :3])
+    with pytest.raises(ValueError, match="multi-hot"):
+        compute_metrics(p, y * 2)
+    with pytest.raises(ValueError, match="`threshold`"):
+        compute_metrics(p, y, threshold=1.0)
+    with pytest.raises(ValueError, match="`labels` must name 6 classes"):
+        compute_metrics(p, y, labels=["a"])
+
+
+def test_tracker_equals_one_shot_over_uneven_batches():
+    p, y = _data(n=1000)
+    tracker = MetricsTracker(num_classes=6, labels=list("abcdef"), threshold=0.4)
+    cuts = [0, 7, 300, 301, 999, 1000]
+    for a, b in itertools.pairwise(cuts):
+        tracker.update(torch.tensor(p[a:b]), torch.tensor(y[a:b]))
+    assert tracker.num_samples == 1000
+    got, expected = tracker.compute(), compute_metrics(p, y, labels=list("abcdef"), threshold=0.4)
+    assert got == expected
+    tracker.reset()
+    with pytest.raises(RuntimeError, match="before any update"):
+        tracker.compute()
+    with pytest.raises(ValueError, match=r"shape \(B, 6\)"):
+        tracker.update(p[:, :2], y[:, :2])
+
+
+def test_roc_curves_match_sklearn_and_plot(tmp_path):
+    p, y = _data()
+    y[:, 0] = 1
+    with pytest.warns(UserWarning, match=r"\['0'\]"):
+        curves = get_roc_curves(p, y)
+    assert list(curves) == ["1", "2", "3", "4", "5"]
+    fpr, tpr, thr = skm.roc_curve(y[:, 3], p[:, 3])
+    np.testing.assert_array_equal(curves["3"]["fpr"], fpr)
+    np.testing.assert_array_equal(curves["3"]["tpr"], tpr)
+    np.testing.assert_array_equal(curves["3"]["thresholds"], thr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auc = calculate_auc_roc(p, y)
+    assert np.isnan(auc["0"]) and auc["3"] == pytest.approx(skm.auc(fpr, tpr))
+    out = plot_roc_curves(curves, tmp_path / "plots" / "roc.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.parent.glob("*.tmp"))
