@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "as_numpy",
+    "check_bool",
     "check_choice",
     "check_int",
     "check_probabilities",
@@ -47,6 +48,17 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     return value
 
 
+def _range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    """`` in [0, 1)``, `` > 0``, `` <= 1`` or nothing: the allowed range as error messages print it."""
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
+
+
 def check_real(
     value: Any,
     name: str,
@@ -74,15 +86,15 @@ def check_real(
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
     if not math.isfinite(value) or below or above:
-        interval = (
-            ("(" if low_open else "[")
-            + ("-inf" if low is None else f"{low:g}")
-            + ", "
-            + ("inf" if high is None else f"{high:g}")
-            + (")" if high_open or high is None else "]")
-        )
-        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value!r}")
+        raise ValueError(f"`{name}` must be a finite number{_range(low, high, low_open, high_open)}, got {value!r}")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is a ``bool`` (numpy's included); raise ``TypeError`` otherwise (no truthiness)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__} {show(value)}")
+    return bool(value)
 
 
 def as_numpy(value: Any) -> Any:

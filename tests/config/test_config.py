@@ -212,7 +212,7 @@ def test_error_missing_or_malformed_sessions(tmp_path: Path) -> None:
     bad_weight = write_tree(
         tmp_path, "session_dir: ./sessions\nsessions: [{name: Allen_2022-02-16, weight: -1}]\n", name="d.yaml"
     )
-    with pytest.raises(ConfigError, match=r"`sessions\[0\]\.weight`: `weight` must be a positive finite number"):
+    with pytest.raises(ConfigError, match=r"`sessions\[0\]\.weight`: `weight` must be a finite number > 0, got -1\.0"):
         load_dataset_configs(bad_weight)
     typo = write_tree(
         tmp_path, "session_dir: ./sessions\nsessions: [{name: Allen_2022-02-16, wieght: 2}]\n", name="e.yaml"

@@ -49,7 +49,7 @@ def test_state_dict_roundtrip_json():
     ("kwargs", "match"),
     [
         (dict(patience=0), r"`patience` must be an int >= 1, got 0"),
-        (dict(min_delta=-1.0), r"`min_delta` must be a finite float >= 0, got -1.0"),
+        (dict(min_delta=-1.0), r"`min_delta` must be a finite number >= 0, got -1.0"),
         (dict(qualities=("a", "b")), r"`phases` is required for qualities \['a', 'b'\]"),
         (dict(qualities=("a", "a"), phases={"p": {"a": 1.0}}), r"`qualities` must be distinct"),
         (dict(phases={"p": {"high": 0.5, "ultra": 0.5}}), r"`phases\['p'\]` names unknown qualities \['ultra'\]"),
@@ -67,6 +67,10 @@ def test_bad_updates_and_states():
     state = CurriculumState()
     with pytest.raises(ValueError, match=r"`val_loss` must be a number, got nan"):
         state.update(float("nan"))
+    with pytest.raises(TypeError, match=r"`val_loss` must be a real number, got str '0\.5'"):
+        state.update("0.5")
+    with pytest.raises(TypeError, match=r"`val_loss` must be a real number, got bool True"):
+        state.update(True)
     with pytest.raises(ValueError, match=r"`phase` must be one of \['warmup', 'expand', 'robust', 'polish'\]"):
         state.set_phase("cooldown")
     with pytest.raises(ValueError, match=r"`state_dict` is missing key 'bad_epochs'"):
@@ -80,5 +84,15 @@ def test_update_without_process_group_is_local_and_sync_true_says_why():
     with pytest.raises(RuntimeError, match=r"sync=True.*process group"):
         state.update(1.0, sync=True)
     assert state.bad_epochs == 0  # refused before anything changed
-    with pytest.raises(ValueError, match="val_loss"):
-        state.update(True)
+
+
+def test_update_accepts_numpy_and_zero_dim_tensor_losses():
+    import numpy as np
+    import torch
+
+    plain, mixed = CurriculumState(patience=1), CurriculumState(patience=1)
+    for loss in (1.0, 1.0, 0.5, 0.5):
+        plain.update(loss)
+    for loss in (np.float32(1.0), np.float64(1.0), torch.tensor(0.5), np.array(0.5)):
+        mixed.update(loss)
+    assert mixed.state_dict() == plain.state_dict()

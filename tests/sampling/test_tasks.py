@@ -136,8 +136,10 @@ def test_bad_input_errors_name_the_argument():
         TaskAwareSampler(np.array([0, -2]), 0.5)
     with pytest.raises(ValueError, match=r"`targets` has no labelled entry"):
         TaskAwareSampler(np.full((3, 2), np.nan), 0.5)
-    with pytest.raises(ValueError, match=r"`alpha` must be a finite float, got 'x'"):
+    with pytest.raises(TypeError, match=r"`alpha` must be a real number, got str 'x'"):
         TaskAwareSampler(SINGLE, "x")
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite number, got nan"):
+        TaskAwareSampler(SINGLE, float("nan"))
     with pytest.raises(ValueError, match=r"`quality_labels` holds labels \['gold'\] that the curriculum does not know"):
         DynamicCurriculumSampler(["high", "gold"], CurriculumState())
     with pytest.raises(ValueError, match=r"`quality_labels` must have shape \(3000,\), got \(2,\)"):

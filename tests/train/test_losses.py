@@ -70,8 +70,10 @@ def test_class_balanced_weights_reject_zero_count_and_bad_beta():
     with pytest.raises(ValueError, match=r"class\(es\) \[2\]"):
         get_class_balanced_weights([3, 4, 0])
     for beta in (1.0, -0.1, 2):
-        with pytest.raises(ValueError, match="`beta` must be a number in \\[0, 1\\)"):
+        with pytest.raises(ValueError, match=rf"`beta` must be a finite number in \[0, 1\), got {float(beta)}"):
             get_class_balanced_weights([3, 4], beta)
+    with pytest.raises(TypeError, match=r"`beta` must be a real number, got str '0\.9'"):
+        get_class_balanced_weights([3, 4], "0.9")
 
 
 def test_weighted_bce_equals_torch(batch):
@@ -160,7 +162,7 @@ def test_losses_backpropagate_and_move_with_the_module(batch):
     ("make", "match"),
     [
         (lambda: FocalLoss(alpha=1.5), r"`alpha` must be in \[0, 1\]"),
-        (lambda: FocalLoss(gamma=-1), "`gamma` must be a finite number >= 0"),
+        (lambda: FocalLoss(gamma=-1), "`gamma` must be a finite number >= 0, got -1.0"),
         (lambda: FocalLoss(reduction="avg"), "`reduction` must be one of"),
         (lambda: WeightedBCEWithLogitsLoss(pos_weights=[1.0, -2.0]), "`pos_weights` must be finite and >= 0"),
         (lambda: CombinedLoss(bce_weight=0, focal_weight=0), "must not both be 0"),

@@ -81,8 +81,10 @@ def test_bad_input_is_clear():
         compute_metrics(p, y[:, :3])
     with pytest.raises(ValueError, match="multi-hot"):
         compute_metrics(p, y * 2)
-    with pytest.raises(ValueError, match="`threshold`"):
+    with pytest.raises(ValueError, match=r"`threshold` must be a finite number in \(0, 1\), got 1\.0"):
         compute_metrics(p, y, threshold=1.0)
+    with pytest.raises(TypeError, match=r"`threshold` must be a real number, got str '0\.5'"):
+        compute_metrics(p, y, threshold="0.5")
     with pytest.raises(ValueError, match="`labels` must name 6 classes"):
         compute_metrics(p, y, labels=["a"])
 

@@ -23,7 +23,6 @@ replaced -- plus ``session``, ``_weight``, ``_config_path`` and
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from .._validation import check_real
 from .errors import ConfigError, dotted
 from .files import deep_merge, load_yaml, load_yaml_with_extends, warn_replaced
 
@@ -73,10 +73,10 @@ def session_entries(parent: Mapping[str, Any], path: str | os.PathLike[str] | No
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"a session name must be a non-empty string, got {name!r}", path=path, key=key)
         _check_session_name(name, path, key)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
-            raise ConfigError(
-                f"`weight` must be a positive finite number, got {weight!r}", path=path, key=f"{key}.weight"
-            )
+        try:
+            weight = check_real(weight, "weight", low=0.0, low_open=True)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), path=path, key=f"{key}.weight") from None
         if name in seen:
             raise ConfigError(f"duplicate session {name!r} (also sessions[{seen[name]}])", path=path, key=key)
         seen[name] = i

@@ -30,11 +30,12 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._validation import check_int, check_probabilities
+from .._validation import check_int, check_probabilities, check_real, show
 
 __all__ = ["DEFAULT_PHASES", "DEFAULT_QUALITIES", "CurriculumState"]
 
@@ -83,6 +84,17 @@ def _broadcast_from_rank0(phase_index: int, best: float, bad_epochs: int) -> tup
     return int(phase), float(best_loss), int(bad)
 
 
+def _check_loss(value: Any) -> float:
+    """A validation loss: any real number (numpy scalars and 0-d tensors included) but NaN; inf is allowed."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalars, 0-d arrays and 0-d tensors
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`val_loss` must be a real number, got {type(value).__name__} {show(value)}")
+    if math.isnan(value):
+        raise ValueError(f"`val_loss` must be a number, got {value!r}")
+    return float(value)
+
+
 class CurriculumState:
     """Ordered phases of sampling probabilities per quality, advanced on a validation plateau.
 
@@ -112,9 +124,7 @@ class CurriculumState:
         if not self.qualities or len(set(self.qualities)) != len(self.qualities):
             raise ValueError(f"`qualities` must be distinct labels, at least one, got {list(qualities)}")
         self.patience = check_int(patience, "patience", minimum=1)
-        if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) or min_delta < 0:
-            raise ValueError(f"`min_delta` must be a finite float >= 0, got {min_delta!r}")
-        self.min_delta = float(min_delta)
+        self.min_delta = check_real(min_delta, "min_delta", low=0.0)
         if phases is None:
             if set(self.qualities) != set(DEFAULT_QUALITIES):
                 raise ValueError(
@@ -158,8 +168,7 @@ class CurriculumState:
                 group with more than one rank is initialised; then every rank
                 must call ``update``.
         """
-        if isinstance(val_loss, bool) or not isinstance(val_loss, (int, float)) or math.isnan(val_loss):
-            raise ValueError(f"`val_loss` must be a number, got {val_loss!r}")
+        val_loss = _check_loss(val_loss)
         if sync is None:
             sync = _distributed_world() > 1
         elif sync and not _distributed_world():

@@ -107,6 +107,20 @@ def read_label_csv(
             a non-binary label value, naming the row.
     """
     path = Path(path)
+    header, rows = _read_rows(path)
+    if image_column is None:
+        image_column = next((c for c in _IMAGE_COLUMNS if c in header), header[0])
+    elif image_column not in header:
+        raise ValueError(f"`image_column` {image_column!r} not found in {path}; columns are {header}")
+    if NIH_FINDINGS in header:
+        names, matrix = _nih_labels(path, header, rows, labels)
+        return LabelTable(header, rows, image_column, names, matrix, "nih")
+    names, matrix = _multihot_labels(path, header, rows, labels, image_column)
+    return LabelTable(header, rows, image_column, names, matrix, "multihot")
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and non-empty rows of a CSV, each row as wide as the header."""
     if not path.is_file():
         raise FileNotFoundError(f"label CSV not found: {path}")
     with path.open(newline="", encoding="utf-8") as fh:
@@ -121,33 +135,38 @@ def read_label_csv(
     for i, row in enumerate(rows):
         if len(row) != width:
             raise ValueError(f"{path}, row {i + 2}: expected {width} fields like the header, got {len(row)}")
-    if image_column is None:
-        image_column = next((c for c in _IMAGE_COLUMNS if c in header), header[0])
-    elif image_column not in header:
-        raise ValueError(f"`image_column` {image_column!r} not found in {path}; columns are {header}")
+    return header, rows
 
-    if NIH_FINDINGS in header:
-        col = header.index(NIH_FINDINGS)
-        found = [
-            [name.strip() for name in row[col].split("|") if name.strip() and name.strip() != NO_FINDING]
-            for row in rows
-        ]
-        if labels is None:
-            names = sorted({name for row in found for name in row})
-        else:
-            names = [str(n) for n in labels]
-            known = set(names)
-            for i, row in enumerate(found):
-                unknown = [n for n in row if n not in known]
-                if unknown:
-                    raise ValueError(f"{path}, row {i + 2}: unknown label name(s) {unknown}; known labels are {names}")
-        index = {name: j for j, name in enumerate(names)}
-        matrix = np.zeros((len(rows), len(names)), dtype=np.float32)
-        r = [i for i, row in enumerate(found) for _ in row]
-        c = [index[name] for row in found for name in row]
-        matrix[r, c] = 1.0
-        return LabelTable(header, rows, image_column, names, matrix, "nih")
 
+def _nih_labels(
+    path: Path, header: list[str], rows: list[list[str]], labels: Sequence[str] | None
+) -> tuple[list[str], np.ndarray]:
+    """NIH layout: ``|``-separated names in one column (``No Finding`` is no label)."""
+    col = header.index(NIH_FINDINGS)
+    found = [
+        [name.strip() for name in row[col].split("|") if name.strip() and name.strip() != NO_FINDING] for row in rows
+    ]
+    if labels is None:
+        names = sorted({name for row in found for name in row})
+    else:
+        names = [str(n) for n in labels]
+        known = set(names)
+        for i, row in enumerate(found):
+            unknown = [n for n in row if n not in known]
+            if unknown:
+                raise ValueError(f"{path}, row {i + 2}: unknown label name(s) {unknown}; known labels are {names}")
+    index = {name: j for j, name in enumerate(names)}
+    matrix = np.zeros((len(rows), len(names)), dtype=np.float32)
+    r = [i for i, row in enumerate(found) for _ in row]
+    c = [index[name] for row in found for name in row]
+    matrix[r, c] = 1.0
+    return names, matrix
+
+
+def _multihot_labels(
+    path: Path, header: list[str], rows: list[list[str]], labels: Sequence[str] | None, image_column: str
+) -> tuple[list[str], np.ndarray]:
+    """Multi-hot layout: one 0/1 column per label (by default every such column but the image column)."""
     if labels is None:
         names = [
             h for j, h in enumerate(header) if h != image_column and all(row[j].strip() in _BINARY for row in rows)
@@ -167,8 +186,7 @@ def read_label_csv(
     if bad.any():
         i, j = (int(v[0]) for v in np.nonzero(bad))
         raise ValueError(f"{path}, row {i + 2}: label column {names[j]!r} must be 0 or 1, got {str(raw[i, j])!r}")
-    matrix = raw.astype(np.float64).astype(np.float32)
-    return LabelTable(header, rows, image_column, names, matrix, "multihot")
+    return names, raw.astype(np.float64).astype(np.float32)
 
 
 def write_label_csv(path: str | os.PathLike[str], table: LabelTable, indices: Any) -> Path:

@@ -28,14 +28,13 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from .._validation import check_int, check_weights
+from .._validation import check_bool, check_int, check_weights
 from ..core.draw import largest_remainder
 from ..core.weights import as_multihot
 
@@ -100,45 +99,59 @@ def multilabel_split(
     """
     hot = as_multihot(labels)
     f = _check_fractions(fractions)
-    n, c = hot.shape
-    k = f.size
-    if groups is None:
-        item_of_row = np.arange(n)
-        counts = hot.astype(np.int32)
-        sizes = np.ones(n, dtype=np.int64)
-    else:
-        g = np.asarray(groups)
-        if g.shape != (n,):
-            raise ValueError(f"`groups` must have one entry per row, shape ({n},), got {g.shape}")
-        _, item_of_row = np.unique(g, return_inverse=True)
-        sizes = np.bincount(item_of_row)
-        counts = np.stack(
-            [np.bincount(item_of_row, weights=hot[:, j], minlength=sizes.size) for j in range(c)], axis=1
-        ).astype(np.int32)
-    m = sizes.size
+    item_of_row, counts, sizes = _items(hot, groups)
+    k, m = f.size, sizes.size
     if m < k:
         raise ValueError(f"cannot make {k} splits from {m} {'groups' if groups is not None else 'rows'}")
     order = np.arange(m) if seed is None else np.random.default_rng(check_int(seed, "seed", minimum=0)).permutation(m)
+    split = _assign(f, counts, sizes, order, hot.shape[0])
+    row_split = split[item_of_row]
+    sort = np.argsort(row_split, kind="stable")
+    bounds = np.searchsorted(row_split[sort], np.arange(k + 1))
+    return [sort[bounds[s] : bounds[s + 1]].astype(np.int64) for s in range(k)]
 
-    split = np.full(m, -1, dtype=np.int64)
+
+def _items(hot: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What is assigned: rows, or groups of rows. ``(item of each row, (M, C) positives per item, rows per item)``."""
+    n, c = hot.shape
+    if groups is None:
+        return np.arange(n), hot.astype(np.int32), np.ones(n, dtype=np.int64)
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"`groups` must have one entry per row, shape ({n},), got {g.shape}")
+    _, item_of_row = np.unique(g, return_inverse=True)
+    sizes = np.bincount(item_of_row)
+    counts = np.stack([np.bincount(item_of_row, weights=hot[:, j], minlength=sizes.size) for j in range(c)], axis=1)
+    return item_of_row, counts.astype(np.int32), sizes
+
+
+def _assign(f: np.ndarray, counts: np.ndarray, sizes: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """The split of each item (iterative stratification, Sechidis et al. 2011, vectorised per label).
+
+    1. Take the label with the fewest positives left.
+    2. Give each split that has none of it yet one item, largest fraction first.
+    3. Share the rest of that label's items by each split's shortfall against
+       its desired count, within the room (rows) each split has left.
+    4. Items with no positive label at all fill the remaining room at the end.
+    """
+    k, c = f.size, counts.shape[1]
+    split = np.full(sizes.size, -1, dtype=np.int64)
     room = largest_remainder(f, n).astype(np.int64)
     desired = f[:, None] * counts.sum(axis=0, dtype=np.float64)[None, :]  # (k, C) positives each split should get
     have = np.zeros((k, c))
     remaining = counts.sum(axis=0, dtype=np.int64)
-    unassigned = np.ones(m, dtype=bool)
+    unassigned = np.ones(sizes.size, dtype=bool)
     while remaining.any():
-        label = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))
+        label = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))  # step 1
         items = order[(unassigned & (counts[:, label] > 0))[order]]
         amount = counts[items, label].astype(np.int64)
         total = int(amount.sum())
         free = np.maximum(room, 0)
         quota = np.zeros(k, dtype=np.int64)
-        empty = np.flatnonzero((have[:, label] == 0) & (free > 0))
-        empty = empty[np.argsort(-f[empty], kind="stable")][:total]
-        quota[empty] = 1
-        quota += _allocate(
-            total - int(quota.sum()), np.maximum(desired[:, label] - have[:, label] - quota, 0), free - quota
-        )
+        empty = np.flatnonzero((have[:, label] == 0) & (free > 0))  # step 2
+        quota[empty[np.argsort(-f[empty], kind="stable")][:total]] = 1
+        shortfall = np.maximum(desired[:, label] - have[:, label] - quota, 0)  # step 3
+        quota += _allocate(total - int(quota.sum()), shortfall, free - quota)
         dest = _cut(amount, quota)
         split[items] = dest
         unassigned[items] = False
@@ -147,17 +160,13 @@ def multilabel_split(
             have[s] += counts[mine].sum(axis=0)
             room[s] -= sizes[mine].sum()
         remaining -= counts[items].sum(axis=0)
-
-    rest = order[unassigned[order]]
+    rest = order[unassigned[order]]  # step 4
     if rest.size:
         free = np.maximum(room, 0)
         if free.sum() < sizes[rest].sum():  # groups overshot their room: share what is left by fractions
             free = largest_remainder(f, int(sizes[rest].sum()))
         split[rest] = _cut(sizes[rest].astype(np.float64), free)
-    row_split = split[item_of_row]
-    sort = np.argsort(row_split, kind="stable")
-    bounds = np.searchsorted(row_split[sort], np.arange(k + 1))
-    return [sort[bounds[s] : bounds[s + 1]].astype(np.int64) for s in range(k)]
+    return split
 
 
 def split_prevalence(labels: Any, splits: Sequence[Any]) -> np.ndarray:
@@ -194,14 +203,11 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
 
     def __init__(self, n_splits: int = 3, *, shuffle: bool = False, random_state: int | None = None) -> None:
         self.n_splits = check_int(n_splits, "n_splits", minimum=2)
-        if not isinstance(shuffle, bool):
-            raise TypeError(f"`shuffle` must be True or False, got {shuffle!r}")
+        shuffle = check_bool(shuffle, "shuffle")
         if not shuffle and random_state is not None:
             raise ValueError("Setting a random_state has no effect since shuffle is False; leave random_state=None")
-        if random_state is not None and (
-            isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
-        ):
-            raise TypeError(f"`random_state` must be an int or None, got {type(random_state).__name__}")
+        if random_state is not None:
+            random_state = check_int(random_state, "random_state", minimum=0)
         self.shuffle = shuffle
         self.random_state = random_state
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, warn
+from .._validation import check_choice, check_real, warn
 from ..core import weights as wm
 from ..core.curriculum import CurriculumState
 from ..core.names import COMPOSITION_MODES
@@ -34,8 +34,7 @@ __all__ = ["COMPOSITION_MODES", "DynamicCurriculumSampler", "JointSampler", "Tas
 
 
 def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not np.isfinite(alpha):
-        raise ValueError(f"`alpha` must be a finite float, got {alpha!r}")
+    alpha = check_real(alpha, "alpha")
     if not 0.0 <= alpha <= 1.0:
         warn(f"`alpha` = {alpha} is outside [0, 1]; sampling still follows p ∝ n ** -alpha", stacklevel=4)
     return float(alpha)

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, check_real
 from ..core.names import LOSS_REDUCTIONS
 
 __all__ = [
@@ -82,19 +81,16 @@ def calculate_pos_weights(label_counts: Any, total_samples: int) -> torch.Tensor
         ValueError: for a zero count (the weight would be infinite) or a count above ``total_samples``.
     """
     counts = _counts(label_counts, "label_counts")
-    if isinstance(total_samples, bool) or not isinstance(total_samples, numbers.Real) or total_samples <= 0:
-        raise ValueError(f"`total_samples` must be a positive number, got {total_samples!r}")
+    total = check_real(total_samples, "total_samples", low=0.0, low_open=True)
     _require_positive(counts, "label_counts", "the positive weight")
-    over = torch.nonzero(counts > total_samples).flatten().tolist()
+    over = torch.nonzero(counts > total).flatten().tolist()
     if over:
         raise ValueError(f"`label_counts` exceeds total_samples={total_samples} for class(es) {over}")
-    return ((float(total_samples) - counts) / counts).to(torch.float32)
+    return ((total - counts) / counts).to(torch.float32)
 
 
 def _check_beta(beta: Any) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= float(beta) < 1.0:
-        raise ValueError(f"`beta` must be a number in [0, 1), got {beta!r}")
-    return float(beta)
+    return check_real(beta, "beta", low=0.0, high=1.0, high_open=True)
 
 
 def calculate_effective_num_samples(counts: Any, beta: float = 0.9999) -> torch.Tensor:
@@ -230,9 +226,7 @@ def combined_loss(
 
 
 def _check_gamma(gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not np.isfinite(float(gamma)) or gamma < 0:
-        raise ValueError(f"`gamma` must be a finite number >= 0, got {gamma!r}")
-    return float(gamma)
+    return check_real(gamma, "gamma", low=0.0)
 
 
 class WeightedBCEWithLogitsLoss(nn.Module):
@@ -299,8 +293,7 @@ class CombinedLoss(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("bce_weight", bce_weight), ("focal_weight", focal_weight)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+            check_real(value, name, low=0.0)
         if bce_weight == 0 and focal_weight == 0:
             raise ValueError("`bce_weight` and `focal_weight` must not both be 0")
         self.bce_weight = float(bce_weight)

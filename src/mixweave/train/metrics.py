@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from .._validation import as_numpy, check_int, warn
+from .._validation import as_numpy, check_int, check_real, warn
 
 __all__ = [
     "MetricsTracker",
@@ -205,8 +204,7 @@ def compute_metrics(
         ``f1_per_class``, ``precision_per_class``, ``recall_per_class``, ``support_per_class``.
         Per-class precision/recall/F1 that divide by zero are 0, as sklearn's ``zero_division=0``.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
-        raise ValueError(f"`threshold` must be a number in (0, 1), got {threshold!r}")
+    threshold = check_real(threshold, "threshold", low=0.0, high=1.0, low_open=True, high_open=True)
     p, y = _check_pair(predictions, targets, from_logits)
     names = _names(labels, y.shape[1])
     auc = _auc_per_class(p, y, names)
@@ -276,9 +274,7 @@ class MetricsTracker:
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes", minimum=1)
         self.labels: list[str] = _names(labels, self.num_classes)
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
-            raise ValueError(f"`threshold` must be a number in (0, 1), got {threshold!r}")
-        self.threshold: float = float(threshold)
+        self.threshold = check_real(threshold, "threshold", low=0.0, high=1.0, low_open=True, high_open=True)
         self.from_logits: bool = bool(from_logits)
         self.reset()
 

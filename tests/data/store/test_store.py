@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from mixweave import ClusterLabeledDataset, ClusterStoreWriter, SampleBatch, collate_with_metadata, store_summary
 from mixweave.cli import main
+from mixweave.data.store import dataset as store_dataset
 from tests.checks import console_script
 
 N, D, C = 40, 6, 5
@@ -601,11 +602,12 @@ def _sqlite_labels(path):
 
 
 def _forbid_sql_label_reads(ds, monkeypatch):
+    """Every read of sample rows from SQLite goes through `select_rows`: make it fail."""
+
     def no_select(*args, **kwargs):
         raise AssertionError("labels were read from SQLite")
 
-    monkeypatch.setattr(ds, "_select", no_select)
-    ds._sql_one = "SELECT no_such_column FROM samples WHERE sample_id = ?"
+    monkeypatch.setattr(store_dataset, "select_rows", no_select)
 
 
 def test_label_array_is_written_with_the_store_and_serves_reads_without_sqlite(built, monkeypatch):

@@ -9,7 +9,6 @@ thread, and a bounded, thread-safe LRU cache holds recently read samples.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..._validation import as_numpy, check_choice, check_int
+from ..._validation import check_choice, check_int
 from .batch import SampleBatch
 from .cache import SlotCache
 from .format import (
@@ -32,11 +31,10 @@ from .format import (
     LABEL_SEQ_FILE,
     LABEL_TYPES,
     MMAP_MODES,
-    as_matrix,
-    check_labels,
     label_rows,
     open_embeddings,
     read_layout,
+    select_rows,
 )
 from .handles import ProcessHandles
 from .labels import (
@@ -45,8 +43,8 @@ from .labels import (
     create_label_array,
     ordered_cpu,
     read_array_labels,
+    replace_labels,
     rewrite_label_array,
-    write_labels,
 )
 from .writer import write_store
 
@@ -210,30 +208,6 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
     def __len__(self) -> int:
         return self._size
 
-    def _select(self, columns: str, ids: np.ndarray) -> list[Any]:
-        """Rows of ``ids`` from SQLite, in the database's order (one query)."""
-        con = self._con()
-        if ids.size == 1:
-            return con.execute(
-                f"SELECT sample_id, {columns} FROM samples WHERE sample_id = ?", (int(ids[0]),)
-            ).fetchall()
-        return con.execute(
-            f"SELECT s.sample_id, {columns} FROM samples AS s JOIN json_each(?) AS j ON s.sample_id = j.value",
-            (json.dumps(ids.tolist()),),
-        ).fetchall()
-
-    def _select_in_order(self, columns: str, ids: np.ndarray) -> list[Any]:
-        """Rows of ``ids`` from SQLite in the order of ``ids``; every id must be there."""
-        fetched = self._select(columns, ids)
-        got = np.fromiter((r[0] for r in fetched), dtype=np.int64, count=len(fetched))
-        if got.size != ids.size or not np.array_equal(np.sort(got), np.sort(ids)):
-            raise ValueError(f"{self.db_path}: table samples changed its sample ids while this dataset was open")
-        if not np.array_equal(got, ids):  # put the database's order into the order of `ids`
-            where = np.empty(ids.size, dtype=np.int64)
-            where[np.argsort(ids, kind="stable")] = np.argsort(got, kind="stable")
-            fetched = [fetched[j] for j in where.tolist()]
-        return fetched
-
     def _read(
         self, idx: np.ndarray, order: np.ndarray | None = None
     ) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
@@ -253,7 +227,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             return [*arrays, from_array], None
         ids = self._layout.sample_ids(idx)
         columns = (*COLUMNS[2:], *LABEL_COLUMNS) if self.return_metadata else (self._label_col,)
-        fetched = self._select_in_order(", ".join(columns), ids)
+        fetched = select_rows(self._con(), columns, ids, self.db_path)
         labels_from = len(columns) - (len(LABEL_COLUMNS) if self.return_metadata else 1)
         decode = self._codec.decode_many
         labels = [
@@ -285,10 +259,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         label = self._array_labels(i) if self.reads_label_array else None
         if label is None:
             sample_id = int(self._layout.sample_ids(np.array([i]))[0])
-            row = con.execute(f"SELECT {self._label_col} FROM samples WHERE sample_id = ?", (sample_id,)).fetchone()
-            if row is None:
-                raise ValueError(f"{self.db_path}: sample_id {sample_id} vanished from table samples")
-            label = self._codec.decode(row[0], self._label_col, sample_id)
+            row = select_rows(con, (self._label_col,), np.array([sample_id]), self.db_path)[0]
+            label = self._codec.decode(row[1], self._label_col, sample_id)
         emb = int(self._layout.embedding_index(i))
         maps = self._embeddings()
         arrays = [maps["base"][emb].copy(), maps["steering"][emb].copy(), label]
@@ -429,25 +401,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         """
         sample_id = check_int(sample_id, "sample_id")
         given = zip(LABEL_COLUMNS, (source_label, steering_label, combined_label), strict=True)
-        values = {
-            c: as_matrix(np.reshape(as_numpy(v), (1, -1)), c, 1, self.n_clusters)[0] for c, v in given if v is not None
-        }
-        if not values:
-            raise ValueError("update_labels needs at least one of source_label, steering_label, combined_label")
-        for column, value in values.items():
-            check_labels(value[None], column)
-        con = self._con()
-
-        def update() -> None:
-            assignments = ", ".join(f"{c} = ?" for c in values)
-            blobs = [self._codec.encode(v) for v in values.values()]
-            changed = con.execute(f"UPDATE samples SET {assignments} WHERE sample_id = ?", (*blobs, sample_id)).rowcount
-            if changed != 1:
-                raise KeyError(f"no sample with sample_id {sample_id} in {self.db_path}")
-
+        new = {column: value for column, value in given if value is not None}
         writer = LabelArrayWriter(self.dataset_dir, self._codec) if self.has_label_array else None
-        positions = {LABEL_COLUMNS.index(c): v for c, v in values.items()}
-        write_labels(con, update, writer, self._layout.index_of(sample_id), positions)
+        replace_labels(self._con(), self._layout, writer, sample_id, new)
         self._cache.invalidate(self._layout.index_of(sample_id))
 
     def sync_label_array(self) -> None:

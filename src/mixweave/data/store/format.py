@@ -61,6 +61,7 @@ __all__ = [
     "npy_header",
     "open_embeddings",
     "read_layout",
+    "select_rows",
     "strings",
     "write_seq_file",
 ]
@@ -389,3 +390,27 @@ def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str) -> np
             f"embedding_dim={expected[1]}) needs {need}; the file is truncated or the shape is wrong"
         )
     return np.memmap(path, dtype=np.float32, mode=mmap_mode, shape=expected)  # type: ignore[call-overload]
+
+
+def select_rows(con: sqlite3.Connection, columns: Sequence[str], ids: np.ndarray, db_path: Path) -> list[Any]:
+    """``(sample_id, *columns)`` of every id in ``ids``, in the order of ``ids`` (one query).
+
+    Raises:
+        ValueError: if an id is missing (the table changed while a dataset had it open).
+    """
+    names = ", ".join(columns)
+    if ids.size == 1:
+        fetched = con.execute(f"SELECT sample_id, {names} FROM samples WHERE sample_id = ?", (int(ids[0]),)).fetchall()
+    else:
+        fetched = con.execute(
+            f"SELECT s.sample_id, {names} FROM samples AS s JOIN json_each(?) AS j ON s.sample_id = j.value",
+            (json.dumps(ids.tolist()),),
+        ).fetchall()
+    got = np.fromiter((r[0] for r in fetched), dtype=np.int64, count=len(fetched))
+    if got.size != ids.size or not np.array_equal(np.sort(got), np.sort(ids)):
+        raise ValueError(f"{db_path}: table samples changed its sample ids while this dataset was open")
+    if not np.array_equal(got, ids):  # put the database's order into the order of `ids`
+        where = np.empty(ids.size, dtype=np.int64)
+        where[np.argsort(ids, kind="stable")] = np.argsort(got, kind="stable")
+        fetched = [fetched[j] for j in where.tolist()]
+    return fetched

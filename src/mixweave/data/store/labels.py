@@ -36,12 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import warn
+from ..._validation import as_numpy, warn
 from .format import (
     LABEL_ARRAY_FILE,
+    LABEL_COLUMNS,
     LABEL_SEQ_FILE,
     LABEL_TYPES,
     LabelCodec,
+    StoreLayout,
+    as_matrix,
+    check_labels,
     fsync_path,
     label_rows,
     npy_header,
@@ -54,6 +58,7 @@ __all__ = [
     "create_label_array",
     "ordered_cpu",
     "read_array_labels",
+    "replace_labels",
     "rewrite_label_array",
     "write_labels",
 ]
@@ -197,6 +202,36 @@ def write_labels(
     if writer is not None:
         writer.end()
         writer.close()
+
+
+def replace_labels(
+    con: sqlite3.Connection,
+    layout: StoreLayout,
+    writer: LabelArrayWriter | None,
+    sample_id: int,
+    new: Mapping[str, Any],
+) -> None:
+    """Set the label columns ``new`` (``"source_label"`` -> values, ...) of one sample in SQLite and the array.
+
+    Raises:
+        ValueError: if ``new`` is empty, or a label is not ``n_clusters`` finite, non-negative numbers.
+        KeyError: if no sample has ``sample_id``.
+    """
+    if not new:
+        raise ValueError("update_labels needs at least one of source_label, steering_label, combined_label")
+    values = {c: as_matrix(np.reshape(as_numpy(v), (1, -1)), c, 1, layout.n_clusters)[0] for c, v in new.items()}
+    for column, value in values.items():
+        check_labels(value[None], column)
+
+    def update() -> None:
+        assignments = ", ".join(f"{c} = ?" for c in values)
+        blobs = [layout.codec.encode(v) for v in values.values()]
+        changed = con.execute(f"UPDATE samples SET {assignments} WHERE sample_id = ?", (*blobs, sample_id)).rowcount
+        if changed != 1:
+            raise KeyError(f"no sample with sample_id {sample_id} in {layout.codec.db_path}")
+
+    positions = {LABEL_COLUMNS.index(c): v for c, v in values.items()}
+    write_labels(con, update, writer, layout.index_of(sample_id), positions)
 
 
 def rewrite_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: LabelCodec) -> None:
