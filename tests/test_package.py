@@ -1,8 +1,11 @@
 """The top-level package: its public names, and that importing it stays cheap."""
 
 import importlib
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +107,33 @@ def test_importing_the_package_and_the_cli_does_not_import_torch():
     code = "import sys, mixweave, mixweave.cli; print(sorted({'torch', 'numpy', 'sklearn'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    return subprocess.run([str(exe)], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_layer_contracts_hold_and_fail_on_an_upward_or_torch_import(tmp_path):
+    """The contracts of `make lint`, run on a copy of the package: clean, then with each kind of violation."""
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "src" / "mixweave", tmp_path / "src" / "mixweave")
+    shutil.copy(repo / "pyproject.toml", tmp_path / "pyproject.toml")
+    clean = _lint_imports(tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "5 kept, 0 broken" in clean.stdout
+    violations = {
+        "core/names.py": ("from ..pipeline import build  # upward", "Layers"),
+        "core/rng.py": ("import torch  # the core is numpy only", "The core is numpy only"),
+        "config/literals.py": ("import torch.utils.data  # configs build no torch objects", "Configs build no torch"),
+        "sampling/fetch.py": ("from . import mixing  # mixing imports fetch: a cycle", "No import cycles"),
+    }
+    for module, (line, contract) in violations.items():
+        path = tmp_path / "src" / "mixweave" / module
+        original = path.read_text()
+        path.write_text(original + "\n" + line + "\n")
+        broken = _lint_imports(tmp_path)
+        path.write_text(original)
+        assert broken.returncode != 0, module
+        assert f"{contract}" in broken.stdout and "BROKEN" in broken.stdout, broken.stdout

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from mixweave import (
+    ConfigError,
     CurriculumState,
     DynamicCurriculumSampler,
     JointSampler,
@@ -104,3 +105,23 @@ def test_config_errors_name_the_dotted_key(data, match):
 def test_build_errors():
     with pytest.raises(ValueError, match=r"`quality_labels` is required when `sampling.curriculum.enabled` is true"):
         build_sampler({"curriculum": {"enabled": True}}, TARGETS)
+
+
+def test_quality_col_names_the_column_of_a_table():
+    table = {"Quality": QUALITY, "other": np.zeros(len(QUALITY))}
+    config = {"curriculum": {"enabled": True}, "task_sampling_alpha": 0.5}
+    from_table = build_sampler(config, TARGETS, data=table)
+    direct = build_sampler(config, TARGETS, QUALITY)
+    np.testing.assert_array_equal(from_table.plan(), direct.plan())
+    renamed = {"curriculum": {"enabled": True, "quality_col": "q"}}
+    np.testing.assert_array_equal(
+        build_sampler(renamed, TARGETS, data={"q": QUALITY}).weights, build_sampler(renamed, TARGETS, QUALITY).weights
+    )
+    with pytest.raises(ConfigError, match=r"`sampling\.curriculum\.quality_col`: `data` has no column 'Quality'"):
+        build_sampler({"curriculum": {"enabled": True}}, TARGETS, data={"q": QUALITY})
+
+
+def test_config_errors_are_config_errors():
+    with pytest.raises(ConfigError) as info:
+        JointSamplingConfig.from_mapping({"curriculum": {"patience": 0}})
+    assert info.value.key == "sampling.curriculum.patience"

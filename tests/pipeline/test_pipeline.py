@@ -425,6 +425,16 @@ def test_sessions_parent_errors(tmp_path: Path) -> None:
         from_config(tmp_path / "p.yaml")
     with pytest.raises(ConfigError, match=r"`sessions`: `extends` and `sessions` need a config file"):
         from_config({"session_dir": "s", "sessions": ["a"]})
+    # a problem in a session's source names that session's file and its `source:` key
+    (tmp_path / "p.yaml").write_text("session_dir: s\nsessions: [a, b]\nrequired_keys: []\n")
+    (tmp_path / "s" / "b.yaml").write_text(f"source: {json.dumps(npy_source('real', labels='lbl'))}\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml: `source`: `labels` must name one of the fields") as info:
+        from_config(tmp_path / "p.yaml")
+    assert info.value.key == "source" and info.value.path.endswith("b.yaml")
+    missing = {**npy_source("real"), "fields": {"image": "nope.npy"}, "labels": None}
+    (tmp_path / "s" / "b.yaml").write_text(f"source: {json.dumps(missing)}\n")
+    with pytest.raises(FileNotFoundError, match=r"b\.yaml: `source\.fields\.image`: array file not found"):
+        from_config(tmp_path / "p.yaml")
 
 
 # -- validation errors name the file and key -----------------------------------------

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._io import atomic_path
 from .._validation import check_int
 from ..core.weights import get_sample_weights
 from ..sampling.weighted import WeightedSampler
@@ -192,13 +193,10 @@ def _multihot_labels(
 def write_label_csv(path: str | os.PathLike[str], table: LabelTable, indices: Any) -> Path:
     """Write the chosen rows of ``table``, every column as read, atomically (temp file + rename)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(table.header)
         writer.writerows(table.rows[int(i)] for i in np.asarray(indices, dtype=np.int64))
-    os.replace(tmp, out)
     return out
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from .._io import atomic_path
 from .._validation import as_numpy, check_int, check_real, warn
 
 __all__ = [
@@ -146,10 +147,8 @@ def plot_roc_curves(
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize="small")
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return out
 
 

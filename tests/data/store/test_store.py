@@ -813,3 +813,15 @@ def test_batched_reads_through_both_cache_paths_equal_uncached_reads(built, meta
             plain = ClusterLabeledDataset(path, label_type="steering", cache_size=0, return_metadata=metadata)
     stats = cached.get_cache_stats()
     assert stats["hits"] + stats["misses"] == requested and stats["hits"] > 100
+
+
+@pytest.mark.parametrize("cache_size", [0, 1000])
+@pytest.mark.parametrize("metadata", [False, True])
+def test_an_empty_batch_is_an_empty_batch(built, cache_size, metadata):
+    path, data, _ = built
+    ds = ClusterLabeledDataset(path, return_metadata=metadata, cache_size=cache_size)
+    batch = ds.__getitems__([])
+    assert isinstance(batch, SampleBatch) and len(batch) == 0 and list(batch) == []
+    base, steering, label = batch.columns
+    assert base.shape == (0, data["base_embeddings"].shape[1]) and label.shape == (0, C)
+    assert ds.__getitems__(np.array([], dtype=np.int64)).columns[0].shape[0] == 0

@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 import platform
 import sqlite3
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..._io import atomic_path
 from ..._validation import as_numpy, warn
 from .format import (
     LABEL_ARRAY_FILE,
@@ -256,26 +255,18 @@ def create_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: LabelC
     The files are written beside their final names and renamed into place
     while SQLite's write lock keeps labels from changing.
     """
-    shape = (len(LABEL_TYPES), codec.n_clusters)
-    paths = {name: dataset_dir / name for name in (LABEL_ARRAY_FILE, LABEL_SEQ_FILE)}
-    tmp = {name: path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp") for name, path in paths.items()}
     try:
         con.execute("BEGIN IMMEDIATE")  # no label changes while the copy is taken
-        with open(tmp[LABEL_ARRAY_FILE], "wb") as f:
-            f.write(npy_header(size, *shape))
+        with atomic_path(dataset_dir / LABEL_SEQ_FILE) as seq:  # the sequence number first: readers need it
+            write_seq_file(seq)
+        with atomic_path(dataset_dir / LABEL_ARRAY_FILE) as tmp, open(tmp, "wb") as f:
+            f.write(npy_header(size, len(LABEL_TYPES), codec.n_clusters))
             for _, labels in label_rows(con, codec):
                 f.write(labels.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        write_seq_file(tmp[LABEL_SEQ_FILE])
-        for name in (LABEL_SEQ_FILE, LABEL_ARRAY_FILE):
-            os.replace(tmp[name], paths[name])
         fsync_path(dataset_dir)
         con.execute("INSERT OR REPLACE INTO dataset_info VALUES ('label_array', ?)", (LABEL_ARRAY_FILE,))
         con.execute("COMMIT")
     except BaseException:
         if con.in_transaction:
             con.execute("ROLLBACK")
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
         raise
