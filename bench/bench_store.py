@@ -10,9 +10,11 @@ single rounds are sometimes 10-30x slower for reasons outside the process.
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ import torch
 from torch.utils.data._utils.collate import default_collate
 
 from mixweave import ClusterLabeledDataset, collate_with_metadata
+from mixweave.data.store.format import select_rows
 
 from .harness import Row
 
@@ -64,7 +67,7 @@ def run() -> list[Row]:
     steering = np.load(os.path.join(path, "steering_embeddings.npy"), mmap_mode="r")
     cold = ClusterLabeledDataset(path, cache_size=0)
     default = ClusterLabeledDataset(path)  # cache_size=1000
-    con = cold._con()
+    con = sqlite3.connect(os.path.join(path, "dataset.db"))
 
     def raw(idx: np.ndarray) -> Any:
         return base[idx], steering[idx]
@@ -72,8 +75,8 @@ def run() -> list[Row]:
     def raw_tensors(idx: np.ndarray) -> Any:
         return torch.from_numpy(base[idx]), torch.from_numpy(steering[idx])
 
-    def labels_only(idx: np.ndarray) -> Any:
-        return cold._select("combined_label", np.unique(idx))
+    def labels_only(idx: np.ndarray) -> Any:  # one SQLite query for the batch's labels, as a reader without the array
+        return select_rows(con, ("combined_label",), np.unique(idx), Path(path))
 
     t = _rounds(
         {
@@ -87,7 +90,7 @@ def run() -> list[Row]:
         },
         rng,
     )
-    del con
+    con.close()
 
     def rate(seconds: float) -> str:
         return f"{BATCH / seconds / 1e6:.2f} M rows/s"

@@ -244,3 +244,98 @@ def test_torchrun_example_shards_one_global_plan(tmp_path):
         both = np.concatenate([runs[0]["seen"][str(epoch)], runs[1]["seen"][str(epoch)]])
         assert np.array_equal(np.sort(both), np.sort(reference.global_plan(epoch)))  # together: the global plan
     assert runs[0]["seen"]["0"] != runs[0]["seen"]["1"]  # a new plan each epoch
+
+
+def _torchrun(script, world, out, *extra, **popen):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(world)]
+    cmd += [str(script), "--out", str(out), *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every process below it, from /proc (torchrun starts each worker in a session of its own)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def _seen(out, world):
+    import json
+
+    logs = []
+    for rank in range(world):
+        path = out / f"seen-{world}-{rank}.jsonl"
+        logs += [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("world", "new_world"), [(2, 3), (2, 2)])
+def test_ddp_recipe_killed_with_sigkill_resumes_on_any_number_of_ranks(tmp_path, world, new_world):
+    """examples/ddp_resume.py under torchrun: the process group is SIGKILLed mid-epoch, restarted on
+    `new_world` ranks, and over both runs every row of each epoch's global plan is trained on exactly once."""
+    import contextlib
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from mixweave import WeightedSampler, get_sample_weights
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "ddp_resume.py"
+    # run 1; SIGKILL to the launcher alone would leave its workers running (each in a session of its own)
+    proc = _torchrun(script, world, tmp_path, "--step-delay", "0.05")
+    deadline = time.monotonic() + 240
+    while len([e for e in _seen(tmp_path, world) if e["rank"] == 0]) < 40:  # epoch 0 has 30 steps of 20 per rank
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.05)
+    tree = _process_tree(proc.pid)
+    assert len(tree) > world  # the launcher and its ranks
+    for pid in tree:  # the launcher and every rank, with no chance to clean up
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["epoch"] == 1 and saved["sampler"]["offset"] < 1200  # killed mid-epoch 1
+    before = [e for e in _seen(tmp_path, world) if e["step"] <= saved["step"]]  # later steps were lost
+    for log in tmp_path.glob("seen-*.jsonl"):
+        log.rename(log.with_name(f"run1-{log.name}"))
+
+    # run 2: the same checkpoint, on new_world ranks, to the end
+    proc = _torchrun(script, new_world, tmp_path, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"resumed at epoch 1, step {saved['step']}, on {new_world} ranks" in out
+    after = _seen(tmp_path, new_world)
+
+    rng = np.random.default_rng(0)  # the script's data: features, then labels
+    rng.normal(size=(1200, 8))
+    y = rng.choice(4, size=1200, p=[0.8, 0.12, 0.06, 0.02])
+    plan = WeightedSampler(get_sample_weights(y), num_samples=1200, seed=0).global_plan(1)
+    trained = sorted(row for e in before + after if e["epoch"] == 1 for row in e["rows"])
+    rest = 1200 - saved["sampler"]["offset"]
+    padding = -(-rest // new_world) * new_world - rest  # the resumed world pads its rest like DistributedSampler
+    assert trained == sorted(plan.tolist() + plan[:padding].tolist())  # no row twice, none missing
+    steps = {e["step"] for e in after if e["rank"] == 0}
+    assert steps == set(range(saved["step"] + 1, max(steps) + 1))  # the steps go on from the checkpoint

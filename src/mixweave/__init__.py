@@ -97,6 +97,7 @@ if _TYPE_CHECKING:
         WeightedBCEWithLogitsLoss as WeightedBCEWithLogitsLoss,
         calculate_effective_num_samples as calculate_effective_num_samples,
         calculate_pos_weights as calculate_pos_weights,
+        calculate_sampled_pos_weights as calculate_sampled_pos_weights,
         combined_loss as combined_loss,
         focal_loss as focal_loss,
         get_class_balanced_weights as get_class_balanced_weights,

@@ -7,10 +7,11 @@ argument, what is allowed and what was given.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "check_real",
     "check_saved_settings",
     "check_weights",
+    "did_you_mean",
     "show",
     "warn",
 ]
@@ -192,6 +194,17 @@ def check_saved_settings(
             raise ValueError(
                 f"`state_dict` was saved with {key}={state_dict[key]!r} but this {owner} has {key}={value!r}"
             )
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, or ``""`` when none is close.
+
+    Example:
+        >>> did_you_mean("feilds", ["fields", "labels"])
+        " (did you mean 'fields'?)"
+    """
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def warn(message: str, *, stacklevel: int = 3) -> None:

@@ -107,3 +107,73 @@ def test_missing_file_through_the_installed_command(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr and "label CSV not found" in done.stderr
     version = subprocess.run([sys.executable, "-m", "mixweave.cli", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == f"mixweave {__version__}"
+
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ("configs/pipeline.yaml", "2 source(s) (synthetic, real), 1,000 samples per epoch"),
+        ("configs/sessions_parent.yaml", "2 source(s) (synthetic, real), 400 samples per epoch"),
+        ("mixed_data_example.yaml", "strategy weighted, sampler none"),
+    ],
+)
+def test_config_validate_accepts_the_shipped_configs(config, says, capsys):
+    assert main(["config", "validate", str(EXAMPLES / config)]) == 0
+    assert says in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "sources:\n  - {type: npy, feilds: {y: x.npy}}\n",
+            r"`sources[0].feilds`: Extra inputs are not permitted "
+            r"(did you mean 'fields'?)",
+        ),
+        ("sources:\n  - {type: npy, fields: {y: x.npy}}\nmixtrue: {}\n", "(did you mean 'mixture'?)"),
+        ("sources:\n  - {type: npy, fields: {y: nope.npy}}\n", "`sources[0].fields.y`: array file not found"),
+        ("data:\n  datasets: [{image: a.npy}]\n  dataset_weights: [0.5, 0.6]\n", "`data.dataset_weights`"),
+    ],
+    ids=["typo", "top-level-typo", "missing-file", "mixed-data-weights"],
+)
+def test_config_validate_reports_what_config_show_let_through(tmp_path, text, says, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mixweave: error: {path}: ") and says in err and "Traceback" not in err
+
+
+def test_config_validate_checks_plain_session_configs(tmp_path, capsys):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "p.yaml").write_text("session_dir: s\nsessions: [a]\n")
+    (tmp_path / "s" / "a.yaml").write_text("cids: [1]\n")
+    assert main(["config", "validate", str(tmp_path / "p.yaml")]) == 0
+    assert "1 session(s)" in capsys.readouterr().out
+    (tmp_path / "s" / "a.yaml").write_text("cdis: [1]\n")  # the required key, mistyped
+    assert main(["config", "validate", str(tmp_path / "p.yaml")]) == 2
+    assert "`cids`: required key missing" in capsys.readouterr().err
+
+
+def test_inspect_piped_keeps_long_names_whole_and_json_floats_short(tmp_path):
+    import json
+
+    import yaml
+
+    rng = np.random.default_rng(0)
+    names = ["monkeyA_2022-02-16_session_long_name_one", "monkeyA_2022-02-16_session_long_name_two"]
+    for name in names:
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 3, 50))
+    sources = [{"name": n, "type": "npy", "fields": {"y": f"{n}.npy"}, "labels": "y"} for n in names]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"sources": sources, "mixture": {"weights": [0.4, 0.6]}}))
+    env = {**__import__("os").environ, "COLUMNS": "80"}
+    cmd = [sys.executable, "-m", "mixweave.cli", "inspect", str(tmp_path / "p.yaml")]
+    table = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout  # piped: not a terminal
+    first_column = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
+    assert all(name in first_column for name in names) and "…" not in table  # wrapped, never cut
+    raw = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True).stdout
+    shares = [row["requested"] for row in json.loads(raw)["sources"]]
+    assert shares == [0.4, 0.6] and "0.39999" not in raw and "0.60000" not in raw

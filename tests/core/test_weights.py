@@ -170,3 +170,21 @@ def test_get_sample_weights_rejects_bad_input():
         get_sample_weights([[1, 0]], class_weights=[1.0, 2.0, 3.0, 4.0])
     with pytest.raises(ValueError, match="class ids in `labels` must be >= 0"):
         get_sample_weights(np.array([0, -1]))
+
+
+def test_no_finding_share_sets_the_share_of_unlabelled_rows_and_keeps_the_rest():
+    from mixweave.core.weights import get_sample_weights
+
+    rng = np.random.default_rng(3)
+    labels = rng.random((400, 5)) < [0.3, 0.1, 0.05, 0.02, 0.01]
+    empty = ~labels.any(axis=1)
+    base = get_sample_weights(labels)
+    for share in (0.0, 0.1, 0.47, 0.9):
+        w = get_sample_weights(labels, no_finding_share=share)
+        assert w[empty].sum() / w.sum() == pytest.approx(share, abs=1e-12)
+        np.testing.assert_allclose(w[~empty], base[~empty])  # the labelled rows are untouched
+        assert np.ptp(w[empty]) == 0  # unlabelled rows stay alike
+    with pytest.raises(ValueError, match=r"`no_finding_share` must be a finite number in \[0, 1\), got 1\.0"):
+        get_sample_weights(labels, no_finding_share=1.0)
+    with pytest.warns(UserWarning, match="`no_finding_share` = 0.2 has no effect: every row has a label"):
+        get_sample_weights(labels[~empty], no_finding_share=0.2)

@@ -171,3 +171,50 @@ def test_write_label_csv_keeps_every_column(tmp_path):
     with open(out, newline="") as fh:
         got = list(csv.reader(fh))
     assert got == [header, rows[4], rows[1]]
+
+
+def test_grayscale_images_stay_one_channel_without_a_read_only_warning(tmp_path):
+    _, header, rows = _make(tmp_path, n=12)
+    for i, row in enumerate(rows):  # the same rows, as 8-bit grayscale X-ray-like images
+        Image.fromarray(np.full((6, 6), i, dtype=np.uint8), mode="L").save(tmp_path / "img" / row[0])
+    _write(tmp_path / "all.csv", header, rows)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "The given NumPy array is not writable" would fail here
+        auto = MultiLabelImageDataset(tmp_path / "all.csv", tmp_path / "img")
+        image, _, _ = auto[3]
+    assert auto.mode == "L" and image.shape == (1, 6, 6) and float(image[0, 0, 0]) == pytest.approx(3 / 255)
+    rgb = MultiLabelImageDataset(tmp_path / "all.csv", tmp_path / "img", mode="RGB")
+    assert rgb[3][0].shape == (3, 6, 6)
+
+
+def test_colour_images_are_rgb_by_default_and_workers_follow_the_cpus(tmp_path, monkeypatch):
+    _, header, rows = _make(tmp_path, n=40)
+    for split in ("train", "val", "test"):
+        _write(tmp_path / f"{split}.csv", header, rows)
+    assert MultiLabelImageDataset(tmp_path / "train.csv", tmp_path / "img").mode == "RGB"
+    for cpus, workers in ((2, 1), (1, 0), (16, 4), (None, 0)):
+        monkeypatch.setattr("os.cpu_count", lambda cpus=cpus: cpus)
+        loaders = get_balanced_data_loaders(
+            tmp_path / "img", tmp_path / "train.csv", tmp_path / "val.csv", tmp_path / "test.csv", batch_size=8
+        )
+        assert {loader.num_workers for loader in loaders.values()} == {workers}
+
+
+def test_no_finding_share_of_the_balanced_train_loader(tmp_path):
+    y, header, rows = _make(tmp_path, n=120)
+    for split in ("train", "val", "test"):
+        _write(tmp_path / f"{split}.csv", header, rows)
+    loaders = get_balanced_data_loaders(
+        tmp_path / "img",
+        tmp_path / "train.csv",
+        tmp_path / "val.csv",
+        tmp_path / "test.csv",
+        batch_size=8,
+        num_workers=0,
+        no_finding_share=0.5,
+    )
+    weights = loaders["train"].sampler.weights
+    empty = ~y.any(axis=1)
+    assert weights[empty].sum() / weights.sum() == pytest.approx(0.5)

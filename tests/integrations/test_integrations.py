@@ -13,7 +13,7 @@ from mixweave import CurriculumState, DynamicCurriculumSampler, JointSamplingCon
 QUALITY = np.array(["high"] * 100 + ["medium"] * 100 + ["low"] * 100)
 
 
-def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None, **trainer_kwargs):
+def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None, ckpt_path=None, **trainer_kwargs):
     """Run a quiet CPU Trainer (one process unless ``devices``/``strategy`` say otherwise); returns it."""
     import lightning.pytorch as pl
 
@@ -31,7 +31,7 @@ def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's advice about worker counts
-        trainer.fit(module, *loaders, datamodule=datamodule)
+        trainer.fit(module, *loaders, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -308,3 +308,82 @@ def test_stateful_dataloader_resumes_at_every_step(case, num_workers):
         rest = flat(resumed)  # after the 6th (partial) batch the rest is empty, not the next epoch
         assert seen + rest == epochs[0], f"stop after {stop} batches"
         assert flat(resumed) == epochs[1], f"epoch after the resume (stop {stop})"
+
+
+def _indices_module(seen):
+    import lightning.pytorch as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, _):
+            x, idx = batch
+            seen.setdefault(self.current_epoch, []).extend(idx.tolist())
+            return self.layer(x).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return Recorder()
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sampler_checkpoint_resumes_a_lightning_run_mid_epoch_exactly(tmp_path, workers):
+    """A checkpoint written after step 4 of 10, then a crash; fit(ckpt_path=...) trains on exactly the rest of
+    epoch 0, then epoch 1, although Lightning (and its workers) had fetched batches ahead of step 4."""
+    import lightning.pytorch as pl
+
+    from mixweave import WeightedSampler
+    from mixweave.integrations.lightning import SamplerCheckpoint
+
+    class CrashAfterStep4(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 4:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise _Crash
+
+    data = TensorDataset(torch.arange(100).float()[:, None], torch.arange(100))
+    weights = np.linspace(0.1, 1.0, 100)
+
+    def run(seen, callbacks=(), ckpt_path=None):
+        sampler = WeightedSampler(weights, seed=0)
+        loader = DataLoader(data, batch_size=10, sampler=sampler, num_workers=workers)
+        callbacks = [SamplerCheckpoint(sampler), *callbacks]
+        _fit(
+            tmp_path,
+            _indices_module(seen),
+            loader,
+            callbacks=callbacks,
+            max_epochs=2,
+            ckpt_path=ckpt_path,
+            use_distributed_sampler=False,
+        )
+
+    first_seen: dict[int, list[int]] = {}
+    with pytest.raises(_Crash):
+        run(first_seen, [CrashAfterStep4()])
+    assert len(first_seen[0]) == 40
+    second_seen: dict[int, list[int]] = {}
+    run(second_seen, ckpt_path=str(tmp_path / "mid.ckpt"))
+    plan = WeightedSampler(weights, seed=0)
+    assert first_seen[0] + second_seen[0] == plan.plan(0).tolist()  # no repeat, no gap
+    assert second_seen[1] == plan.plan(1).tolist()  # then the next epoch as if never interrupted
+
+
+def test_sampler_checkpoint_needs_a_mixweave_sampler_and_has_its_own_state_key():
+    from torch.utils.data import RandomSampler
+
+    from mixweave import WeightedSampler
+    from mixweave.integrations.lightning import SamplerCheckpoint
+
+    with pytest.raises(TypeError, match="`sampler` must be a mixweave sampler, got RandomSampler"):
+        SamplerCheckpoint(RandomSampler(range(3)))
+    a, b = SamplerCheckpoint(WeightedSampler([1.0, 2.0]), state_key="train"), SamplerCheckpoint(WeightedSampler([1.0]))
+    assert (a.state_key, b.state_key) == ("train", "mixweave_sampler")

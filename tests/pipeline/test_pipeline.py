@@ -572,6 +572,17 @@ def test_inspect_report_matches_a_direct_count() -> None:
     assert report["per_epoch"][3]["realised"] == pytest.approx(np.bincount(source[plans[3]]) / 1000)
 
 
+def _rounded(value: Any) -> Any:
+    """JSON values with floats to 12 significant digits, written independently of the CLI's helper."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.name)
 def test_inspect_cli_on_shipped_configs(config: Path, tmp_path: Path) -> None:
     png = tmp_path / "shares.png"
@@ -586,7 +597,7 @@ def test_inspect_cli_on_shipped_configs(config: Path, tmp_path: Path) -> None:
     assert {"sources", "epochs", "num_samples", "weight_stats"} <= set(result)
     assert set(result["sources"][0]) >= {"name", "requested", "realised", "unique", "size"}
     p = from_config(config)  # the same numbers as the library's own report (the CLI adds no logic)
-    assert result == json.loads(json.dumps(p.inspect(3)))
+    assert result == _rounded(p.inspect(3))  # to the 12 significant digits the CLI prints
     assert sum(s["realised"] for s in result["sources"]) == pytest.approx(1.0)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     table = subprocess.run([*console_script(), "inspect", str(config)], capture_output=True, text=True, check=True)
@@ -629,3 +640,43 @@ def test_empty_source_is_an_error_naming_it(tmp_path: Path) -> None:
     cfg = {"root": str(tmp_path), "sources": [{"name": "void", "type": "npy", "fields": {"x": "empty.npy"}}]}
     with pytest.raises(ConfigError, match=r"`sources`: \['sources\[0\] \(void\)'\] hold no rows"):
         from_config(cfg)
+
+
+@pytest.mark.parametrize("sampler", ["none", "class_balanced"])
+def test_weights_and_schedules_that_do_not_sum_to_1_name_the_file_and_key(tmp_path: Path, sampler: str) -> None:
+    sources = [npy_source("real"), npy_source("synthetic")]
+    for mixture, key in (
+        ({"weights": {"real": 0.7, "synthetic": 0.4}}, r"mixture\.weights"),
+        ({"schedule": {0: [0.5, 0.5], 3: [0.8, 0.3]}}, r"mixture\.schedule\.3"),
+        ({"schedule": {0: {"real": 0.6, "synthetic": 0.6}}}, r"mixture\.schedule\.0"),
+    ):
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump({"sources": sources, "mixture": mixture, "sampler": {"type": sampler}}))
+        with pytest.raises(ConfigError, match=rf"p\.yaml: `{key}`: `weights` must sum to 1 .* summing to 1\.[12]"):
+            from_config(path)
+
+
+def test_exact_mode_with_a_curriculum_gives_exact_quality_shares_inside_exact_source_shares(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, n in (("a", 300), ("b", 200)):
+        np.save(tmp_path / f"{name}_x.npy", rng.random((n, 2)).astype(np.float32))
+        np.save(tmp_path / f"{name}_q.npy", rng.choice(["high", "medium", "low"], n))
+    sources = [
+        {"name": s, "type": "npy", "fields": {"x": f"{s}_x.npy", "q": f"{s}_q.npy"}, "quality": "q"} for s in "ab"
+    ]
+    config = {
+        "sources": sources,
+        "mixture": {"weights": [0.6, 0.4], "samples_per_epoch": 1000},
+        "sampler": {"type": "curriculum", "mode": "exact"},
+        "root": str(tmp_path),
+    }
+    p = from_config(config)
+    plan = p.global_plan(0)
+    quality = np.concatenate([np.load(tmp_path / f"{s}_q.npy") for s in "ab"])[plan]
+    source = (plan >= 300).astype(int)
+    warmup = CurriculumState().sampling_probs()  # phase 0: high .9, medium .1, low 0
+    for s, share in ((0, 0.6), (1, 0.4)):
+        assert int((source == s).sum()) == round(1000 * share)  # source shares exact
+        mine = quality[source == s]
+        for q, prob in warmup.items():
+            assert abs(int((mine == q).sum()) - prob * share * 1000) <= 1 + 1e-9  # quality shares exact inside

@@ -237,13 +237,57 @@ def test_state_dict_roundtrip_and_pickle():
     mixed = WeightedConcatDataset([Tagged(0, 20), Tagged(1, 20)], [0.5, 0.5], 30, seed=3, mode="exact")
     mixed.set_epoch(4)
     state = json.loads(json.dumps(mixed.state_dict()))
-    other = WeightedConcatDataset([Tagged(0, 20), Tagged(1, 20)], [0.5, 0.5], 30, mode="exact")
+    other = WeightedConcatDataset([Tagged(0, 20), Tagged(1, 20)], [0.5, 0.5], 30, seed=3, mode="exact")
     other.load_state_dict(state)
     assert other.epoch == 4 and np.array_equal(other.plan().indices, mixed.plan().indices)
     clone = pickle.loads(pickle.dumps(mixed))
     assert np.array_equal(clone.plan().indices, mixed.plan().indices)
-    with pytest.raises(ValueError, match=r"saved with length=30 but this dataset has length=31"):
-        WeightedConcatDataset([Tagged(0, 20), Tagged(1, 20)], [0.5, 0.5], 31).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (
+            lambda s: WeightedConcatDataset(s, [0.5, 0.5], 31, seed=3, mode="exact"),
+            r"(length|num_samples)=30 but .*=31",
+        ),
+        (lambda s: WeightedConcatDataset(s, [0.5, 0.5], 30, seed=5, mode="exact"), r"seed=3 but .* seed=5"),
+        (lambda s: WeightedConcatDataset(s, [0.5, 0.5], 30, seed=3), r"mode='exact' but .*mode='random'"),
+        (
+            lambda s: WeightedConcatDataset(s, [0.6, 0.4], 30, seed=3, mode="exact"),
+            r"saved with (dataset\.)?weights_crc32=",
+        ),
+        (lambda s: UniformConcatDataset(s, 30, seed=3), r"kind='weighted' but .*kind='uniform'"),
+        (lambda s: WeightedConcatDataset([s[0], Tagged(1, 21)], [0.5, 0.5], 30, seed=3, mode="exact"), r"sizes="),
+    ],
+    ids=["length", "seed", "mode", "weights", "kind", "sizes"],
+)
+@pytest.mark.parametrize("through", ["dataset", "sampler"])
+def test_a_state_of_another_mixture_is_refused_naming_the_setting(build, match, through):
+    """Every setting that decides the plan is checked, by the dataset and by its sampler (issue: no silent restore)."""
+    sources = [Tagged(0, 20), Tagged(1, 20)]
+    mixed = WeightedConcatDataset(sources, [0.5, 0.5], 30, seed=3, mode="exact")
+    other = build([Tagged(0, 20), Tagged(1, 20)])
+    if through == "dataset":
+        state, target = json.loads(json.dumps(mixed.state_dict())), other
+    else:
+        sampler = mixed.sampler()
+        next(iter(sampler))
+        state, target = json.loads(json.dumps(sampler.state_dict())), other.sampler()
+    with pytest.raises(ValueError, match=match):
+        target.load_state_dict(state)
+
+
+def test_a_schedule_is_checked_at_the_saved_epoch():
+    sources = [Tagged(0, 20), Tagged(1, 20)]
+    schedule = {0: [0.5, 0.5], 3: [0.8, 0.2]}
+    mixed = WeightedConcatDataset(sources, schedule, 30, seed=1)
+    mixed.set_epoch(4)
+    state = mixed.sampler().state_dict()
+    same_until_3 = WeightedConcatDataset(sources, {0: [0.5, 0.5], 3: [0.7, 0.3]}, 30, seed=1)
+    with pytest.raises(ValueError, match="weights_crc32"):
+        same_until_3.sampler().load_state_dict(state)
+    WeightedConcatDataset(sources, dict(schedule), 30, seed=1).sampler().load_state_dict(state)
 
 
 @pytest.mark.parametrize(

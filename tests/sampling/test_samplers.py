@@ -193,10 +193,10 @@ def test_bad_input(kwargs, error, match):
         (dict(num_samples=38), r"saved with num_samples=38 but this sampler has num_samples=37"),
         (dict(replacement=False), r"saved with replacement=False but this sampler has replacement=True"),
         (dict(weights_crc32=1), r"saved with weights_crc32=1"),
-        (dict(rank=1), r"saved with rank=1 but this sampler has rank=0"),
+        (dict(seed=1), r"saved with seed=1 but this sampler has seed=0"),
         (dict(position=99), r"`state_dict\['position'\]` must be an int <= 37, got 99"),
     ],
-    ids=["num-samples", "replacement", "weights", "rank", "position"],
+    ids=["num-samples", "replacement", "weights", "seed", "position"],
 )
 def test_state_from_a_different_configuration(change, match):
     s = WeightedSampler(W, num_samples=37)
@@ -309,3 +309,77 @@ def test_state_between_iter_and_the_first_index_keeps_the_start():
     next(abandoned)
     iter(s)
     assert s.state_dict()["position"] == 0  # ... and the abandoned iterator no longer counts
+
+
+# -- elastic resume: a state saved on W ranks continues on W' ranks (NOTE [ Elastic resume ]) -----------------
+
+
+WIDE = np.random.default_rng(7).pareto(1.5, 120) + 0.01  # positive: without replacement draws every row
+
+
+@pytest.mark.parametrize(("world", "new_world"), [(2, 3), (4, 2), (3, 3), (1, 4), (4, 1), (3, 5)])
+@pytest.mark.parametrize("replacement", [True, False])
+def test_elastic_resume_continues_the_global_plan_without_repeats_or_gaps(world, new_world, replacement):
+    n, taken = 120, 7  # every rank of the old world takes 7 indices: the ranks are in step
+
+    def make(w, r):
+        return WeightedSampler(WIDE[:n], replacement=replacement, seed=4, num_replicas=w, rank=r)
+
+    old = [make(world, r) for r in range(world)]
+    consumed, states = [], []
+    for s in old:
+        s.set_epoch(2)
+        it = iter(s)
+        consumed += [next(it) for _ in range(taken)]
+        states.append(json.loads(json.dumps(s.state_dict())))
+    plan = WeightedSampler(WIDE[:n], replacement=replacement, seed=4).global_plan(2)
+    rest_size = n - world * taken
+    per_rank = -(-rest_size // new_world)  # the rest is padded so every new rank takes as many steps
+    padding = plan[: per_rank * new_world - rest_size].tolist()  # wrapping around to the start, as at offset 0
+    for saved in [*states, gather_state_offline(old)]:  # any one rank's state will do, or the gathered one
+        shards = []
+        for r in range(new_world):
+            s = make(new_world, r)
+            s.load_state_dict(saved)
+            shards.append(list(s))
+        assert {len(shard) for shard in shards} == {per_rank}
+        rest = [i for shard in shards for i in shard]
+        assert sorted(consumed + rest) == sorted(plan.tolist() + padding)  # no repeat, no gap
+
+
+def gather_state_offline(samplers):
+    """What gather_state computes over a process group, for ranks simulated in one process."""
+    state = samplers[0].state_dict()
+    offset = min(s.next_global_position() for s in samplers)
+    return {**state, "offset": offset, "position": 0, "num_replicas": 1, "rank": 0}
+
+
+def test_elastic_resume_positions_interleave_like_the_global_plan():
+    plan = WeightedSampler(WIDE[:60], seed=1).global_plan(0)
+    old = [WeightedSampler(WIDE[:60], seed=1, num_replicas=2, rank=r) for r in range(2)]
+    for s in old:
+        it = iter(s)
+        [next(it) for _ in range(5)]  # global positions 0..9 are done
+    state = old[1].state_dict()
+    assert (state["offset"], state["position"], state["num_replicas"]) == (0, 5, 2)
+    new = [WeightedSampler(WIDE[:60], seed=1, num_replicas=3, rank=r) for r in range(3)]
+    for s in new:
+        s.load_state_dict(state)
+    shards = [np.array(list(s)) for s in new]
+    wrapped = np.concatenate([plan, plan])  # the rest, 50 positions, padded to 51 by wrapping around
+    for r, shard in enumerate(shards):  # rank r of 3 takes global positions 10 + r, 13 + r, ...
+        np.testing.assert_array_equal(shard, wrapped[10 + r : 10 + 51 : 3])
+    again = new[0].state_dict()  # saved in the new world: an offset and a position there
+    assert (again["offset"], again["position"], again["num_replicas"]) == (10, len(shards[0]), 3)
+
+
+def test_a_finished_epoch_stays_finished_in_another_world():
+    s = WeightedSampler(WIDE[:50], seed=1, num_replicas=4, rank=0)
+    list(s)
+    state = s.state_dict()
+    bigger = WeightedSampler(WIDE[:50], seed=1, num_replicas=3, rank=2)
+    bigger.load_state_dict(state)
+    assert list(bigger) == []  # the rest of epoch 0 is empty, even though 3 ranks pad differently
+    np.testing.assert_array_equal(
+        np.array(list(bigger)), WeightedSampler(WIDE[:50], seed=1, num_replicas=3, rank=2).plan(1)
+    )

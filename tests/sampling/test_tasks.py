@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mixweave import CurriculumState, DynamicCurriculumSampler, JointSampler, TaskAwareSampler
+from mixweave.core.draw import largest_remainder
 from mixweave.core.weights import primary_tasks, task_probabilities
 from tests.checks import check_frequencies, check_resume, check_shards
 
@@ -186,3 +187,20 @@ def test_task_aware_beyond_2_24_rows():
     s = TaskAwareSampler(ids, 0.0, num_samples=20_000, seed=0)
     share = float(np.mean(s.plan() == n - 1))
     assert abs(share - 0.5) < 5 * np.sqrt(0.25 / 20_000)
+
+
+@pytest.mark.parametrize("composition_mode", ["multiplicative", "hierarchical"])
+def test_joint_exact_mode_gives_the_quality_groups_exact_shares_in_every_prefix(composition_mode):
+    state = CurriculumState()
+    state.set_phase("expand")
+    sampler = JointSampler(SINGLE, QUALITY, state, 0.5, composition_mode, num_samples=997, seed=2, mode="exact")
+    plan = sampler.plan()
+    ids = np.array([["high", "medium", "low"].index(q) for q in QUALITY])[plan]
+    mass = np.array([sampler.weights[q == QUALITY].sum() for q in ("high", "medium", "low")])
+    if composition_mode == "hierarchical":  # the phase's shares themselves
+        np.testing.assert_allclose(mass / mass.sum(), [state.sampling_probs()[q] for q in ("high", "medium", "low")])
+    quotas = largest_remainder(mass, plan.size)  # each group's share of the epoch, to the sample (Hamilton)
+    assert np.bincount(ids, minlength=3).tolist() == quotas.tolist()
+    counts = np.cumsum(np.eye(3)[ids], axis=0)
+    prefix = np.arange(1, plan.size + 1)[:, None] * quotas / plan.size
+    assert np.abs(counts - prefix).max() <= 1.0 + 1e-9  # within one sample of the quota in every prefix

@@ -177,3 +177,23 @@ def test_bad_arguments_fail_at_construction(make, match):
 def test_shape_mismatch_is_clear():
     with pytest.raises(ValueError, match=r"`targets` must be class ids of shape \(4,\) or match `logits` \(4, 3\)"):
         FocalLoss()(torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+def test_sampled_pos_weights_equal_a_slow_loop_over_the_draws():
+    from mixweave import calculate_sampled_pos_weights, get_sample_weights
+
+    rng = np.random.default_rng(0)
+    labels = rng.random((300, 4)) < [0.4, 0.1, 0.03, 0.01]
+    labels[0] = True
+    weights = get_sample_weights(labels)
+    expected = []
+    for c in range(4):  # the positive rate of class c among draws in proportion to the weights
+        rate = sum(w for w, row in zip(weights, labels, strict=True) if row[c]) / sum(weights)
+        expected.append((1 - rate) / rate)
+    np.testing.assert_allclose(calculate_sampled_pos_weights(labels, weights).numpy(), expected, rtol=1e-6)
+    raw = calculate_pos_weights(labels.sum(axis=0), 300)
+    assert (calculate_sampled_pos_weights(labels, weights) < raw).all()  # the sampler did most of the balancing
+    with pytest.raises(ValueError, match=r"class\(es\) \[1\] are never drawn"):
+        calculate_sampled_pos_weights(np.array([[1, 0], [1, 0]]), [1.0, 1.0])
+    with pytest.raises(ValueError, match="`sample_weights` has 3 entries but `labels` has 2 rows"):
+        calculate_sampled_pos_weights(np.array([[1, 0], [0, 1]]), [1.0, 1.0, 1.0])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CLIError
+from .output import to_json
 
 __all__ = ["add_parser"]
 
@@ -54,7 +55,6 @@ def _cmd_store_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_info(args: argparse.Namespace) -> int:
-    import json
 
     from rich.console import Console
     from rich.table import Table
@@ -63,7 +63,7 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
 
     info = store_summary(args.dir, allow_pickle=args.allow_pickle)
     if args.json:
-        print(json.dumps(info))
+        print(to_json(info))
         return 0
     console = Console(soft_wrap=True)
     console.print(

@@ -15,7 +15,7 @@ import os
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .._validation import show
+from .._validation import did_you_mean, show
 
 __all__ = ["ConfigError", "ConfigFileNotFoundError", "KeyAliases", "LocatedError", "dotted", "from_validation_error"]
 
@@ -82,7 +82,12 @@ def dotted(*parts: str | int) -> str:
 
 
 def from_validation_error(
-    exc: Any, *, path: str | os.PathLike[str] | None = None, prefix: str = "", tags: Collection[str] = ()
+    exc: Any,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    prefix: str = "",
+    tags: Collection[str] = (),
+    vocabulary: Collection[str] = (),
 ) -> ConfigError:
     """The first problem of a pydantic ``ValidationError`` as a :class:`ConfigError` with its dotted key.
 
@@ -92,11 +97,16 @@ def from_validation_error(
         prefix: the key of the validated section in its file (``"sampling"``).
         tags: discriminator values pydantic puts after a list index
             (``sources.0.npy.fields`` is reported as ``sources[0].fields``).
+        vocabulary: the schema's key names: an unknown key gets a "did you mean".
     """
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # a mistyped key is reported twice, as unknown and as missing: the unknown one says what to fix
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = list(err["loc"])
     parts = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in tags)]
     message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden" and parts:
+        message += did_you_mean(parts[-1], vocabulary)
     got = err.get("input")
     detail = f" (got {show(got)})" if err["type"] != "missing" and not isinstance(got, Mapping) else ""
     key = dotted(*([prefix] if prefix else []), *parts) or None

@@ -46,7 +46,16 @@ class TaskOversamplingConfig(BaseModel):
 
 
 class CurriculumConfig(BaseModel):
-    """``sampling.curriculum``: quality phases advanced on a validation plateau."""
+    """``sampling.curriculum``: quality phases advanced on a validation plateau.
+
+    Attributes:
+        quality_col: the column of quality labels when :func:`~mixweave.build_sampler`
+            is given a table (``data=``) instead of ``quality_labels``.
+        strategy: how the phase's quality shares are applied. ``"sampled"`` (the
+            only one): rows are drawn in those proportions. The specification's
+            ``"weighted"`` (loss weights per quality) is not implemented and is
+            rejected rather than silently sampled.
+    """
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
@@ -88,7 +97,14 @@ class JointSamplingConfig(BaseModel):
         try:
             config = cls.model_validate(section)
         except ValidationError as exc:
-            raise from_validation_error(exc, prefix="sampling") from None
+            raise from_validation_error(exc, prefix="sampling", vocabulary=_VOCABULARY) from None
         if config.task_sampling_alpha is not None and not config.task_oversampling.enabled:
             config.task_oversampling = TaskOversamplingConfig(enabled=True, alpha=config.task_sampling_alpha)
         return config
+
+
+_VOCABULARY = (
+    frozenset(JointSamplingConfig.model_fields)
+    | set(TaskOversamplingConfig.model_fields)
+    | set(CurriculumConfig.model_fields)
+)

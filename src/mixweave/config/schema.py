@@ -89,7 +89,7 @@ class CsvSourceSpec(_SourceBase):
     images: str
     label_names: list[str] | None = None
     image_column: str | None = None
-    image_mode: str | None = "RGB"
+    image_mode: str | None = "auto"
     check_files: bool = True
     quality: str | None = None
 
@@ -152,12 +152,14 @@ class SamplerSpec(_Spec):
     """What acts inside each source (see NOTE [ Two ways to draw ]).
 
     ``class_balanced``: rarity weights of the class labels (``reduce`` for
-    multi-label rows); ``task_aware``: tasks drawn ``∝ n^-alpha``;
+    multi-label rows; ``no_finding_share``: the share of draws for rows with no
+    positive label, inside each source); ``task_aware``: tasks drawn ``∝ n^-alpha``;
     ``curriculum``: quality groups in the phase's proportions; ``joint``: both.
     """
 
     type: SAMPLER_TYPE = "none"
     reduce: LABEL_REDUCTION = "max"
+    no_finding_share: float | None = Field(default=None, ge=0.0, lt=1.0)
     alpha: float | None = None
     curriculum: CurriculumConfig | None = None
     composition_mode: COMPOSITION_MODE = "multiplicative"
@@ -218,6 +220,18 @@ SOURCE_TYPES: Final[tuple[str, ...]] = tuple(
 )
 
 
+def _field_names(model: Any) -> set[str]:
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for arg in (field.annotation, *get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                names |= _field_names(arg)
+    return names
+
+
+_VOCABULARY: Final = frozenset().union(*(_field_names(m) for m in (PipelineConfig, *_SPECS)))
+
+
 def validate_pipeline(raw: Any, path: Path | None = None) -> PipelineConfig:
     """Validate a mapping in the pipeline schema.
 
@@ -227,4 +241,4 @@ def validate_pipeline(raw: Any, path: Path | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise from_validation_error(exc, path=path, tags=SOURCE_TYPES) from None
+        raise from_validation_error(exc, path=path, tags=SOURCE_TYPES, vocabulary=_VOCABULARY) from None

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from .._validation import check_real
+from .._validation import check_real, did_you_mean
 from .errors import ConfigError, dotted
 from .files import deep_merge, load_yaml, load_yaml_with_extends, warn_replaced
 
@@ -66,7 +66,10 @@ def session_entries(parent: Mapping[str, Any], path: str | os.PathLike[str] | No
         if isinstance(entry, Mapping):
             unknown = sorted(set(entry) - {"name", "weight"})
             if unknown:
-                raise ConfigError(f"unknown key(s) {unknown}; an entry has `name` and `weight`", path=path, key=key)
+                hint = did_you_mean(unknown[0], ("name", "weight"))
+                raise ConfigError(
+                    f"unknown key(s) {unknown}{hint}; an entry has `name` and `weight`", path=path, key=key
+                )
             name, weight = entry.get("name"), entry.get("weight", 1.0)
         else:
             name = entry

@@ -296,6 +296,8 @@ class DrawEngine:
         self.num_positive = int(np.count_nonzero(self.weights))
         self._table: CategoricalTable | None = None
         self._cached: tuple[int, int, np.ndarray] | None = None
+        #: The weights' fingerprint, filled in by the first sampler that needs it (see core.weights.fingerprint).
+        self.crc32: int | None = None
         self.groups: np.ndarray | None = None
         if groups is not None:
             ids = np.asarray(groups)

@@ -207,13 +207,29 @@ def _is_albumentations(transform: Any) -> bool:
 
 def _to_tensor(image: Any) -> Any:
     """HWC/HW numpy or PIL image to a CHW tensor (uint8 scaled to [0, 1]); anything else unchanged."""
-    if hasattr(image, "getbands"):  # a PIL image
-        image = np.asarray(image)
+    if hasattr(image, "getbands"):  # a PIL image: a writable copy (torch warns on PIL's read-only buffer)
+        image = np.array(image)
     if isinstance(image, np.ndarray):
         arr = image[:, :, None] if image.ndim == 2 else image
         t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
         return t.float().div_(255.0) if t.dtype == torch.uint8 else t
     return image
+
+
+_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+def _resolve_mode(mode: str | None, image_dir: Path, image_ids: Sequence[str]) -> str | None:
+    """``"auto"``: ``"L"`` when the first image is grayscale, else ``"RGB"`` (one mode for all: batches stack)."""
+    if mode != "auto":
+        return mode
+    first = image_dir / image_ids[0] if image_ids else None
+    if first is None or not first.is_file():
+        return "RGB"
+    from PIL import Image
+
+    with Image.open(first) as img:
+        return "L" if img.mode in _GRAYSCALE_MODES else "RGB"
 
 
 class MultiLabelImageDataset(Dataset[tuple[Any, torch.Tensor, str]]):
@@ -231,7 +247,14 @@ class MultiLabelImageDataset(Dataset[tuple[Any, torch.Tensor, str]]):
         labels: class names fixing the label-vector order (use the train split's for val/test).
         transform: optional image transform.
         image_column: the image column, if not detected.
-        mode: PIL mode images are converted to (``"RGB"``, ``"L"``, or ``None`` to keep).
+        mode: PIL mode images are converted to: ``"RGB"``, ``"L"``, ``None`` to keep each
+            image's own, or ``"auto"``: ``"L"`` if the first image is grayscale, else ``"RGB"``.
+
+    Attributes:
+        labels: the class names, in label-vector order.
+        targets: ``(N, C)`` float32 multi-hot labels of every row, in file order (no image is opened).
+        image_ids: the image file names, in file order.
+        table: the :class:`LabelTable` read from the CSV (every column, for grouping or writing splits).
         check_files: check at construction that every image file exists.
 
     Raises:
@@ -246,7 +269,7 @@ class MultiLabelImageDataset(Dataset[tuple[Any, torch.Tensor, str]]):
         transform: Callable[..., Any] | None = None,
         *,
         image_column: str | None = None,
-        mode: str | None = "RGB",
+        mode: str | None = "auto",
         check_files: bool = True,
     ) -> None:
         self.image_dir = Path(image_dir)
@@ -259,7 +282,7 @@ class MultiLabelImageDataset(Dataset[tuple[Any, torch.Tensor, str]]):
         self.image_ids = self.table.image_ids
         self.targets = self.table.labels
         self.transform = transform
-        self.mode = mode
+        self.mode = _resolve_mode(mode, self.image_dir, self.image_ids)
         self._albumentations = _is_albumentations(transform)
         if check_files:
             present = set(os.listdir(self.image_dir))
@@ -296,15 +319,16 @@ def get_balanced_data_loaders(
     train_transform: Callable[..., Any] | None = None,
     val_transform: Callable[..., Any] | None = None,
     batch_size: int = 32,
-    num_workers: int = 4,
+    num_workers: int | None = None,
     use_weighted_sampler: bool = True,
     *,
     labels: Sequence[str] | None = None,
     reduce: str = "max",
+    no_finding_share: float | None = None,
     seed: int = 0,
     pin_memory: bool | None = None,
     image_column: str | None = None,
-    mode: str | None = "RGB",
+    mode: str | None = "auto",
 ) -> dict[str, DataLoader[Any]]:
     """DataLoaders for train/val/test splits, with rarity-weighted sampling on train only.
 
@@ -320,14 +344,21 @@ def get_balanced_data_loaders(
         data_dir: folder of the images.
         train_split_csv, val_split_csv, test_split_csv: split CSVs (NIH or multi-hot).
         train_transform: transform of training images; ``val_transform`` serves val and test.
-        batch_size, num_workers: as for :class:`torch.utils.data.DataLoader`.
+        batch_size, num_workers: as for :class:`torch.utils.data.DataLoader`; ``num_workers``
+            defaults to one fewer than the CPUs (at most 4; 0 on a single CPU).
         use_weighted_sampler: if false, train is shuffled uniformly instead (seeded).
+        no_finding_share: the share of train draws for rows with no positive label
+            (see :func:`~mixweave.get_sample_weights`; by default one class among ``C + 1``).
         pin_memory: default: whether CUDA is available.
+        mode: PIL mode of the images; ``"auto"`` (default) is ``"L"`` when the first
+            image is grayscale (as chest X-rays are), else ``"RGB"``.
 
     Returns:
         ``{"train": ..., "val": ..., "test": ...}``.
     """
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if num_workers is None:
+        num_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
     num_workers = check_int(num_workers, "num_workers", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
@@ -345,7 +376,8 @@ def get_balanced_data_loaders(
         )
     loader_args: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers, "pin_memory": pin}
     if use_weighted_sampler:
-        sampler = WeightedSampler(get_sample_weights(train.targets, reduce=reduce), num_samples=len(train), seed=seed)
+        weights = get_sample_weights(train.targets, reduce=reduce, no_finding_share=no_finding_share)
+        sampler = WeightedSampler(weights, num_samples=len(train), seed=seed)
         train_loader = DataLoader(train, sampler=sampler, drop_last=True, **loader_args)
     else:
         generator = torch.Generator().manual_seed(seed)

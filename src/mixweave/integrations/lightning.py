@@ -24,8 +24,9 @@ import lightning.pytorch as pl
 from .._validation import warn
 from ..config import CurriculumConfig
 from ..core.curriculum import CurriculumState
+from ..sampling.distributed import gather_state
 
-__all__ = ["CurriculumCallback"]
+__all__ = ["CurriculumCallback", "SamplerCheckpoint"]
 
 logger = logging.getLogger("mixweave.curriculum")
 
@@ -99,3 +100,70 @@ class CurriculumCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.curriculum_state.load_state_dict(state_dict["curriculum"])
         self.history = [(int(e), str(p)) for e, p in state_dict.get("history", [])]
+
+
+class SamplerCheckpoint(pl.Callback):
+    """Keep a mixweave sampler's position in Lightning's checkpoints, for any number of ranks.
+
+    ``state_dict`` (which Lightning calls when it writes a checkpoint) is
+    :func:`~mixweave.sampling.gather_state` of the sampler: under DDP a
+    collective, which every rank reaches because Lightning saves on every
+    rank. ``load_state_dict`` restores it into the sampler, so a run resumed
+    with ``trainer.fit(..., ckpt_path=...)`` -- on the same or another number
+    of devices -- trains on exactly the rest of the interrupted epoch, then
+    on the following epochs as if never interrupted (NOTE [ Elastic resume ]
+    in :mod:`mixweave.sampling.base`). Give the trainer
+    ``use_distributed_sampler=False``: the sampler shards itself.
+
+    Args:
+        sampler: the sampler of the training DataLoader (any mixweave sampler).
+        state_key: the key of this callback in the checkpoint; set it when a
+            run has several samplers.
+
+    Example (not run here)::
+
+        sampler = WeightedSampler(weights, seed=0)
+        trainer = Trainer(callbacks=[SamplerCheckpoint(sampler)], use_distributed_sampler=False)
+        trainer.fit(model, DataLoader(dataset, sampler=sampler, batch_size=64), ckpt_path="last.ckpt")
+    """
+
+    def __init__(self, sampler: Any, *, state_key: str = "mixweave_sampler") -> None:
+        if not (hasattr(sampler, "state_dict") and hasattr(sampler, "epoch_hooks")):
+            raise TypeError(f"`sampler` must be a mixweave sampler, got {type(sampler).__name__}")
+        self.sampler = sampler
+        self._state_key = str(state_key)
+        self._start: dict[str, Any] | None = None  # the sampler's state when its current iteration began
+        self._trained = 0  # indices of that iteration that completed training steps (this rank)
+        sampler.epoch_hooks.append(self._iteration_started)
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    def _iteration_started(self, sampler: Any, epoch: int) -> None:
+        # Called by the sampler inside iter(), before it yields anything: its state is where the
+        # iteration starts. (Lightning may build the loader's iterator, and workers prefetch from
+        # it, before on_train_epoch_start.)
+        self._start, self._trained = sampler.state_dict(), 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self._trained += _batch_size(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Lightning fetches batches ahead of the step, so the sampler has yielded more than was
+        # trained on: save the position of what the completed steps consumed.
+        if self._start is None:
+            return gather_state(self.sampler)
+        return gather_state(self.sampler, {**self._start, "position": self._start["position"] + self._trained})
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state_dict)
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a collated batch: the length of its first tensor (in a tuple, list or dict)."""
+    while isinstance(batch, (list, tuple, dict)):
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return int(batch.shape[0]) if hasattr(batch, "shape") else len(batch)

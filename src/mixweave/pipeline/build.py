@@ -46,7 +46,7 @@ from typing import Any, Final
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_probabilities
 from ..config import ConfigError, MixtureSpec, PipelineConfig
 from ..core import weights as wm
 from ..core.names import STRATEGIES
@@ -78,10 +78,13 @@ def _shares(spec: MixtureSpec, names: list[str], weights: list[float | None], ke
                 raise ConfigError(
                     f"must give a weight to every source {names}; unknown {unknown}, missing {missing}", key=where
                 )
-            return [float(value[n]) for n in names]
-        if len(value) != len(names):
+            value = [value[n] for n in names]
+        elif len(value) != len(names):
             raise ConfigError(f"must have one weight per source ({len(names)}: {names}), got {len(value)}", key=where)
-        return [float(v) for v in value]
+        try:  # here, so the error names the key the user wrote (not the schedule's internal one)
+            return check_probabilities(value, "weights").tolist()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), key=where) from None
 
     if spec.schedule is not None:
         return {int(e): order(w, f"{key}.schedule.{e}") for e, w in spec.schedule.items()}
@@ -257,13 +260,17 @@ def _composed_sampler(
         return wm.compose_hierarchical(groups, source_shares(epoch), within=inner.weights_at(epoch))
 
     spec = cfg.sampler
+    exact_groups = groups
+    quality_ids = getattr(inner, "quality_ids", None)
+    if spec.mode == "exact" and quality_ids is not None:  # exact quality shares inside exact source shares
+        exact_groups = groups * (int(quality_ids.max()) + 1) + quality_ids
     return _ComposedSampler(
         weights,
         inner,
         mix.samples_per_epoch,
         replacement=spec.replacement,
         mode=spec.mode,
-        groups=groups,
+        groups=exact_groups,
         seed=cfg.seed,
         drop_last=spec.drop_last,
         increment_seed_per_epoch=spec.increment_seed_per_epoch,

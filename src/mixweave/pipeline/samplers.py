@@ -56,13 +56,16 @@ class Rows:
         return value
 
 
-def _class_weights(labels: Any, reduce: str, groups: np.ndarray | None) -> np.ndarray:
+def _class_weights(labels: Any, spec: SamplerSpec, groups: np.ndarray | None) -> np.ndarray:
     """Rarity weights of the class labels; counted inside each group when ``groups`` is given."""
+
+    def weigh(part: Any) -> np.ndarray:
+        return wm.get_sample_weights(part, reduce=spec.reduce, no_finding_share=spec.no_finding_share)
+
     if groups is None:
-        return wm.get_sample_weights(labels, reduce=reduce)
+        return weigh(labels)
     bounds = np.flatnonzero(np.diff(groups)) + 1  # groups are contiguous: the sources end to end
-    parts = np.split(np.asarray(labels), bounds)
-    return np.concatenate([wm.get_sample_weights(part, reduce=reduce) for part in parts])
+    return np.concatenate([weigh(part) for part in np.split(np.asarray(labels), bounds)])
 
 
 def _none(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any]) -> WeightedSampler:
@@ -70,7 +73,7 @@ def _none(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any]) -> 
 
 
 def _class_balanced(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any]) -> WeightedSampler:
-    return WeightedSampler(_class_weights(rows.need("labels", spec.type), spec.reduce, rows.groups), **common)
+    return WeightedSampler(_class_weights(rows.need("labels", spec.type), spec, rows.groups), **common)
 
 
 def _task_aware(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any]) -> WeightedSampler:

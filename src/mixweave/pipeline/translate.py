@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._validation import check_probabilities, show
+from .._validation import check_probabilities, did_you_mean, show
 from ..config import (
     ConfigError,
     JointSamplingConfig,
@@ -140,7 +140,8 @@ def translate_mixed_data(section: Mapping[str, Any], prefix: str = "") -> tuple[
     }
     unknown = sorted(set(section) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(known)}", key=prefix + unknown[0])
+        hint = did_you_mean(unknown[0], known)
+        raise ConfigError(f"unknown key(s) {unknown}{hint}; allowed: {sorted(known)}", key=prefix + unknown[0])
     specs = section.get("datasets")
     if not isinstance(specs, list) or not specs:
         raise ConfigError(f"must be a non-empty list of sources, got {show(specs)}", key=prefix + "datasets")
@@ -272,7 +273,10 @@ def _translate(data: dict[str, Any], path: Path | None) -> tuple[dict[str, Any],
         raw = dict(data)
         unknown = sorted(set(raw) - set(_PIPELINE_KEYS))
         if unknown:
-            raise ConfigError(f"unknown top-level key(s) {unknown}; allowed: {list(_PIPELINE_KEYS)}", key=unknown[0])
+            hint = did_you_mean(unknown[0], _PIPELINE_KEYS)
+            raise ConfigError(
+                f"unknown top-level key(s) {unknown}{hint}; allowed: {list(_PIPELINE_KEYS)}", key=unknown[0]
+            )
     if "sampling" in raw:
         if "sampler" in raw:
             raise ConfigError("give `sampler` or `sampling`, not both", key="sampling")

@@ -7,7 +7,8 @@ do) and never touch global random state.
 
 from __future__ import annotations
 
-from .base import PlanSampler, resolve_distributed
+from .base import PlanSampler
+from .distributed import gather_state, resolve_distributed
 from .fetch import FlatConcatDataset, fetch_located, rows
 from .hooks import log_weight_stats, metrics_hook
 from .mixing import (
@@ -43,6 +44,7 @@ __all__ = [
     "WeightedConcatDataset",
     "WeightedSampler",
     "fetch_located",
+    "gather_state",
     "log_weight_stats",
     "metrics_hook",
     "resolve_distributed",

@@ -23,6 +23,27 @@ NOTE [ Sharding ]
     dropped so every rank gets ``num_samples // W``. Shards are disjoint sets
     of positions and their union is the single-process plan.
 
+NOTE [ Elastic resume ]
+    A state records where its rank was in its world: the epoch, the global
+    position ``offset`` that epoch's iteration started from (0 unless it was
+    itself resumed), the ``position`` (indices this rank yielded since) and
+    ``num_replicas``/``rank``. Restored on the same rank of the same world it
+    continues exactly there. Restored anywhere else -- another rank, another
+    number of ranks -- it continues from one global position,
+    ``offset + position * num_replicas``: every global position before it is
+    taken as consumed, and the current world shares out the rest of the
+    epoch's plan round-robin (rank ``r`` of ``W`` takes ``g + r, g + r + W,
+    ...``). That is exact when the ranks were in step -- each had yielded the
+    same number of indices, which a DataLoader with the same batch size on
+    every rank gives -- so one rank's state serves every rank of any world. If
+    they were not, use :func:`~mixweave.sampling.distributed.gather_state`,
+    which resumes from the first position some rank had not yet yielded:
+    nothing is skipped, and what faster ranks had already yielded is drawn
+    again. A rank whose state says it had yielded its whole share marks the
+    epoch finished in any world. Padding differs between worlds (each pads
+    the plan to a multiple of its own rank count), so after an elastic resume
+    the ranks' counts for the rest of that epoch may differ by one.
+
 NOTE [ Resume ]
     :meth:`state_dict` holds plain JSON-able values: the seed, the epoch, the
     number of indices this rank has yielded in that epoch, and the settings
@@ -48,22 +69,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from .._validation import check_int, check_rank, check_saved_settings
+from .._validation import check_int, check_saved_settings
 from ..core.rng import derive_key
+from .distributed import resolve_distributed
 
-__all__ = ["PlanSampler", "resolve_distributed"]
-
-
-def resolve_distributed(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """Fill in ``num_replicas``/``rank`` from ``torch.distributed`` when initialised, else ``(1, 0)``."""
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    if rank is None:
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    return check_rank(num_replicas, rank)
+__all__ = ["PlanSampler"]
 
 
 class PlanSampler(Sampler[int]):
@@ -100,7 +112,9 @@ class PlanSampler(Sampler[int]):
         #: Callables ``hook(sampler, epoch)`` run when an epoch's iteration starts (logging, metrics).
         self.epoch_hooks: list[Callable[[Any, int], None]] = []
         self._epoch = 0
+        self._offset = 0  # global position the next iteration of this epoch starts from (NOTE [ Elastic resume ])
         self._resume_position = 0
+        self._running = (0, 0)  # (epoch, offset) of the iteration in progress or just finished
         self._live: tuple[int, Iterator[int]] | None = None
         self._finished: int | None = None  # the epoch an iteration just ran to its end (NOTE [ Resume ])
 
@@ -113,8 +127,8 @@ class PlanSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         """Use the plan of ``epoch`` from now on (keeps a loaded resume position for the same epoch)."""
         epoch = check_int(epoch, "epoch", minimum=0)
-        if epoch != self._epoch:
-            self._resume_position, self._finished = 0, None
+        if epoch != self._epoch or self._finished is not None:  # a new epoch (the one just finished is done)
+            self._resume_position, self._offset, self._finished = 0, 0, None
         self._epoch = epoch
 
     def _key(self, epoch: int) -> int:
@@ -128,12 +142,24 @@ class PlanSampler(Sampler[int]):
             return self.num_samples // self.num_replicas
         return -(-self.num_samples // self.num_replicas)
 
-    def _global_positions(self, start: int, stop: int) -> np.ndarray:
+    def _count(self, offset: int) -> int:
+        """This rank's share of the epoch's positions from global position ``offset`` on.
+
+        The rest of the plan, ``num_samples - offset`` positions, is padded by
+        wrapping around (or, with ``drop_last``, cut) to a multiple of the
+        number of ranks, so every rank gets the same count: ``len(self)`` from
+        offset 0, as ``DistributedSampler`` does, and equal counts after an
+        elastic resume too (DDP needs every rank to take the same number of steps).
+        """
+        rest = max(0, self.num_samples - offset)
+        return rest // self.num_replicas if self.drop_last else -(-rest // self.num_replicas)
+
+    def _global_positions(self, start: int, stop: int, offset: int = 0) -> np.ndarray:
         local = np.arange(start, stop, dtype=np.int64)
-        if self.num_replicas == 1:  # local positions are global ones, and all below num_samples
+        if self.num_replicas == 1 and offset == 0:  # local positions are global ones, and all below num_samples
             return local
         local *= self.num_replicas
-        local += self.rank
+        local += offset + self.rank
         return local % self.num_samples
 
     def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
@@ -157,9 +183,11 @@ class PlanSampler(Sampler[int]):
         # The epoch and start position are taken when iter() is called, not when the
         # first index is drawn (see NOTE [ Resume ]): a loader that builds an iterator
         # and discards it unstarted still consumes an exhausted rest of an epoch.
-        epoch, start, stop = self._epoch, self._resume_position, len(self)
+        epoch, offset, start = self._epoch, self._offset, self._resume_position
+        stop = self._count(offset)
         # until the first chunk is drawn, the position is where this iteration starts
-        self._resume_position, self._finished, self._live = 0, None, (start, iter(()))
+        self._running, self._resume_position, self._offset = (epoch, offset), 0, 0
+        self._finished, self._live = None, (start, iter(()))
         for hook in self.epoch_hooks:
             hook(self, epoch)
         if start >= stop:  # a resumed epoch with nothing left: move on now
@@ -167,12 +195,12 @@ class PlanSampler(Sampler[int]):
             self._advance(epoch)
             return iter(())
         # chain hands out the ints of each chunk's list at C speed; Python code runs once per chunk
-        return itertools.chain.from_iterable(self._chunks(epoch, start, stop))
+        return itertools.chain.from_iterable(self._chunks(epoch, offset, start, stop))
 
-    def _chunks(self, epoch: int, start: int, stop: int) -> Iterator[Iterator[int]]:
+    def _chunks(self, epoch: int, offset: int, start: int, stop: int) -> Iterator[Iterator[int]]:
         for lo in range(start, stop, self.chunk_size):
             hi = min(lo + self.chunk_size, stop)
-            chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi)).tolist())
+            chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi, offset)).tolist())
             self._live = (hi, chunk)  # what is left of `chunk` tells the position (state_dict)
             yield chunk
         self._live = None  # asked for past the last index: the epoch is over
@@ -189,37 +217,88 @@ class PlanSampler(Sampler[int]):
         return end - operator.length_hint(chunk)
 
     # ---------------------------------------------------------------- resume
-    def _fingerprint(self) -> dict[str, Any]:
+    def next_global_position(self, state: Mapping[str, Any] | None = None) -> int:
+        """The global position of this rank's next index in ``state``'s epoch (``num_samples`` when done).
+
+        ``state`` defaults to :meth:`state_dict`. Every position before the
+        smallest of these over all ranks has been yielded by some rank (what
+        :func:`~mixweave.sampling.gather_state` resumes from).
+        """
+        state = self.state_dict() if state is None else state
+        offset, position = state["offset"], state["position"]
+        if position >= self._count(offset):
+            return self.num_samples
+        return min(offset + self.rank + position * self.num_replicas, self.num_samples)
+
+    def _fingerprint(self, epoch: int) -> dict[str, Any]:
+        """The settings that decide ``epoch``'s plan: a saved state must match them (subclasses add theirs)."""
         return {
+            "seed": self.seed,
             "num_samples": self.num_samples,
-            "num_replicas": self.num_replicas,
-            "rank": self.rank,
             "drop_last": self.drop_last,
             "increment_seed_per_epoch": self.increment_seed_per_epoch,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain JSON-able state: ``seed``, ``epoch``, ``position`` (indices yielded this epoch) and settings.
+        """Plain JSON-able state: where this rank is in which epoch, and the settings that decide the plan.
 
-        Right after an iteration ran to its end the state is that epoch with every
-        index yielded (not the next epoch at 0; see NOTE [ Resume ]).
+        Keys: ``epoch``, ``offset`` (the global position this epoch's iteration
+        started from: 0 unless it was resumed), ``position`` (indices this rank
+        has yielded since), ``num_replicas`` and ``rank`` (where it was saved),
+        and the plan's settings (``seed``, ``num_samples``, ... and subclasses'
+        ``weights_crc32`` etc.). Right after an iteration ran to its end the
+        state is that epoch with every index yielded (not the next epoch at 0;
+        see NOTE [ Resume ]).
         """
-        epoch, position = self._epoch, self._position()
+        epoch, offset, position = self._epoch, self._offset, self._position()
+        if self._live is not None or self._finished is not None:
+            epoch, offset = self._running
         if self._finished is not None and self._live is None:
-            epoch, position = self._finished, len(self)
-        return {"seed": self.seed, "epoch": epoch, "position": position, **self._fingerprint()}
+            position = self._count(offset)
+        where = {"epoch": epoch, "offset": offset, "position": position}
+        return {**where, "num_replicas": self.num_replicas, "rank": self.rank, **self._fingerprint(epoch)}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the next iteration yields exactly the rest of that epoch.
+        """Restore a :meth:`state_dict` saved on any rank of any number of ranks (NOTE [ Elastic resume ]).
+
+        The next iteration yields exactly the rest of that epoch's global plan
+        that this rank owns in the current world.
 
         Raises:
             ValueError: if a key is missing, or the state came from a sampler
-                with different settings (the message names the key and both values).
+                with different plan settings (the message names the key and both values).
         """
-        check_saved_settings(state_dict, self._fingerprint(), "sampler", extra=self._STATE_KEYS)
-        epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
-        position = check_int(state_dict["position"], "state_dict['position']", minimum=0, maximum=len(self))
-        self.seed = check_int(state_dict["seed"], "state_dict['seed']")
-        # A state saved after the last index of an epoch resumes with an empty
-        # rest of that epoch, then moves on (NOTE [ Resume ]).
-        self._epoch, self._resume_position, self._live, self._finished = epoch, position, None, None
+        if isinstance(state_dict, Mapping) and "epoch" in state_dict:
+            epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
+        else:
+            epoch = 0  # check_saved_settings reports the missing keys
+        check_saved_settings(state_dict, self._fingerprint(epoch), "sampler", extra=self._STATE_KEYS)
+        saved = _SavedWorld.read(state_dict, self.num_samples, self.drop_last)
+        self._epoch, self._live, self._finished = epoch, None, None
+        if (saved.num_replicas, saved.rank) == (self.num_replicas, self.rank):  # the same place: exactly as saved
+            self._offset, self._resume_position = saved.offset, saved.position
+        else:  # another rank or world: everyone continues from one global position
+            self._offset = self.num_samples if saved.complete else min(saved.resume_offset(), self.num_samples)
+            self._resume_position = 0
+
+
+class _SavedWorld:
+    """Where a saved state was in its own world of ranks; the global position everyone resumes from."""
+
+    def __init__(self, num_replicas: int, rank: int, offset: int, position: int, count: int) -> None:
+        self.num_replicas, self.rank, self.offset, self.position = num_replicas, rank, offset, position
+        self.complete = position == count  # the saved rank had yielded all of its share of the epoch
+
+    @classmethod
+    def read(cls, state: Mapping[str, Any], num_samples: int, drop_last: bool) -> _SavedWorld:
+        world = check_int(state.get("num_replicas", 1), "state_dict['num_replicas']", minimum=1)
+        rank = check_int(state.get("rank", 0), "state_dict['rank']", minimum=0, maximum=world - 1)
+        offset = check_int(state.get("offset", 0), "state_dict['offset']", minimum=0, maximum=num_samples)
+        rest = num_samples - offset
+        count = rest // world if drop_last else -(-rest // world)  # PlanSampler._count in the saved world
+        position = check_int(state["position"], "state_dict['position']", minimum=0, maximum=count)
+        return cls(world, rank, offset, position, count)
+
+    def resume_offset(self) -> int:
+        """Every global position before this one was yielded, if the ranks were in step (NOTE [ Elastic resume ])."""
+        return self.offset + self.position * self.num_replicas

@@ -36,6 +36,7 @@ from ..core.draw import CategoricalTable, interleave, largest_remainder
 from ..core.names import MODES, STRATEGIES
 from ..core.report import share_report
 from ..core.rng import derive_key, per_pass, permute, uniform
+from ..core.weights import fingerprint
 from .base import PlanSampler
 from .fetch import fetch_located
 from .schedule import WeightSchedule
@@ -155,23 +156,26 @@ class MixedDataset(Dataset[Any]):
         """A sampler over this dataset's positions that advances its epoch (for Lightning/DDP)."""
         return MixedDatasetSampler(self, num_replicas=num_replicas, rank=rank, drop_last=drop_last)
 
+    def plan_settings(self, epoch: int | None = None) -> dict[str, Any]:
+        """What decides ``epoch``'s plan: kind, seed, length, source sizes (and subclasses' mode and weights).
+
+        A saved state must match all of them to be restored (the message names the first that differs).
+        """
+        return {"kind": self._KIND, "seed": self.seed, "length": self.length, "sizes": self.sizes.tolist()}
+
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able ``seed``, ``epoch`` and the settings a restored object must match."""
-        return {
-            "kind": self._KIND,
-            "seed": self.seed,
-            "epoch": self.epoch,
-            "length": self.length,
-            "sizes": self.sizes.tolist(),
-        }
+        """JSON-able ``epoch`` and :meth:`plan_settings` (a restored object must match them)."""
+        return {"epoch": self.epoch, **self.plan_settings()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore ``seed`` and ``epoch``; raises ``ValueError`` if the settings differ."""
-        mine = self.state_dict()
-        settings = {k: v for k, v in mine.items() if k not in ("seed", "epoch")}
-        check_saved_settings(state_dict, settings, "dataset", extra=("seed", "epoch"))
-        self.seed = check_int(state_dict["seed"], "state_dict['seed']")
-        self.set_epoch(state_dict["epoch"])
+        """Restore ``epoch``; raises ``ValueError`` if a setting that decides the plan differs."""
+        epoch = (
+            check_int(state_dict.get("epoch"), "state_dict['epoch']", minimum=0)
+            if isinstance(state_dict, Mapping)
+            else 0
+        )
+        check_saved_settings(state_dict, self.plan_settings(epoch), "dataset", extra=("epoch",))
+        self.set_epoch(epoch)
         self._cache = None
 
 
@@ -269,8 +273,9 @@ class WeightedConcatDataset(MixedDataset):
                 indices[slots] = _cycled_items(derive_key(key, 1, s), int(self.sizes[s]), slots.size)
         return MixPlan(sources, indices)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "mode": self.mode}
+    def plan_settings(self, epoch: int | None = None) -> dict[str, Any]:
+        weights = self.weights_at(self.epoch if epoch is None else epoch)
+        return {**super().plan_settings(epoch), "mode": self.mode, "weights_crc32": fingerprint(weights)}
 
 
 class StratifiedConcatDataset(MixedDataset):
@@ -364,6 +369,10 @@ class MixedDatasetSampler(PlanSampler):
 
     def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         return positions
+
+    def _fingerprint(self, epoch: int) -> dict[str, Any]:
+        dataset = {f"dataset.{k}": v for k, v in self.dataset.plan_settings(epoch).items()}
+        return {**super()._fingerprint(epoch), **dataset}
 
     def __iter__(self) -> Any:
         self.dataset.set_epoch(self._epoch)

@@ -156,7 +156,9 @@ class JointSampler(WeightedSampler):
         composition_mode: ``"multiplicative"`` (default) or ``"hierarchical"``.
         num_samples: indices per epoch (default ``N``).
         seed: base seed (None means 0).
-        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``.
+        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``.
+            With ``mode="exact"`` and no ``groups``, the quality groups get exact
+            shares (the primary tasks when there is no curriculum).
     """
 
     def __init__(
@@ -185,6 +187,9 @@ class JointSampler(WeightedSampler):
             warn(
                 "JointSampler with neither `task_alpha` nor a curriculum samples labelled rows uniformly", stacklevel=3
             )
+        if kwargs.get("mode") == "exact" and kwargs.get("groups") is None:
+            # exact shares of what the sampler controls: the quality groups, else the primary tasks
+            kwargs["groups"] = self.quality_ids if self.quality_ids is not None else np.maximum(self.primary, 0)
         super().__init__(self._joint_weights, num_samples, seed=seed or 0, **kwargs)
 
     def _task_factor(self, targets: Any) -> np.ndarray:

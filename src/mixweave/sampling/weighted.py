@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -102,9 +101,6 @@ class WeightedSampler(PlanSampler):
         )
         self.increment_seed_per_epoch = bool(increment_seed_per_epoch)
         self._check_capacity(first)
-        self._weights_crc32 = (
-            None if self._provider is not None else zlib.crc32(np.ascontiguousarray(first.weights).data)
-        )
 
     @classmethod
     def from_sources(
@@ -209,11 +205,18 @@ class WeightedSampler(PlanSampler):
         probabilities = weights_mod.normalize(self._engine(epoch).weights)
         return share_report(ids, probabilities, [self.global_plan(epoch)])
 
-    def _fingerprint(self) -> dict[str, Any]:
+    def _weights_crc32(self, epoch: int) -> int:
+        """The fingerprint of ``epoch``'s weights, computed once per weight vector (checkpoints ask often)."""
+        engine = self._engine(check_int(epoch, "epoch", minimum=0))
+        if engine.crc32 is None:
+            engine.crc32 = weights_mod.fingerprint(engine.weights)
+        return engine.crc32
+
+    def _fingerprint(self, epoch: int) -> dict[str, Any]:
         return {
-            **super()._fingerprint(),
+            **super()._fingerprint(epoch),
             "mode": self.mode,
             "replacement": self.replacement,
             "num_weights": self.num_weights,
-            "weights_crc32": self._weights_crc32,
+            "weights_crc32": self._weights_crc32(epoch),
         }

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice, check_real
+from .._validation import check_choice, check_real, check_weights
 from ..core.names import LOSS_REDUCTIONS
+from ..core.weights import as_multihot
 
 __all__ = [
     "CombinedLoss",
@@ -35,6 +36,7 @@ __all__ = [
     "WeightedBCEWithLogitsLoss",
     "calculate_effective_num_samples",
     "calculate_pos_weights",
+    "calculate_sampled_pos_weights",
     "combined_loss",
     "focal_loss",
     "get_class_balanced_weights",
@@ -87,6 +89,47 @@ def calculate_pos_weights(label_counts: Any, total_samples: int) -> torch.Tensor
     if over:
         raise ValueError(f"`label_counts` exceeds total_samples={total_samples} for class(es) {over}")
     return ((total - counts) / counts).to(torch.float32)
+
+
+def calculate_sampled_pos_weights(labels: Any, sample_weights: Any) -> torch.Tensor:
+    """``pos_weight`` of the label distribution a weighted sampler draws, not of the raw counts.
+
+    NOTE [ Rarity counted twice ]: a class-balanced sampler already shows the
+    model rare classes far more often. ``pos_weight`` from the raw counts
+    (:func:`calculate_pos_weights`) then weighs those same rare positives up
+    again (ChestX-ray14's Hernia: drawn about 30x more often *and* weighted
+    about 419x). Use this instead, with the weights the sampler draws from:
+    the positive rate of class ``c`` among the draws is
+    ``p_c = sum_i w_i y_ic / sum_i w_i``, and ``pos_weight_c = (1 - p_c) / p_c``.
+
+    Args:
+        labels: ``(N, C)`` multi-hot matrix (or ``(N,)`` class ids).
+        sample_weights: ``(N,)`` the sampler's weights (e.g. ``sampler.weights`` or
+            :func:`~mixweave.get_sample_weights`).
+
+    Returns:
+        float32 tensor of shape ``(C,)``.
+
+    Raises:
+        ValueError: if a class is never drawn (its weight would be infinite) or the shapes disagree.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.array([[1, 0], [0, 1], [0, 1], [0, 1]])
+        >>> calculate_sampled_pos_weights(y, np.ones(4)).tolist()   # raw rates 1/4, 3/4
+        [3.0, 0.3333333432674408]
+        >>> calculate_sampled_pos_weights(y, [3, 1, 1, 1]).tolist()  # balanced draws: 1/2 each
+        [1.0, 1.0]
+    """
+    hot = as_multihot(labels).astype(np.float64)
+    w = check_weights(sample_weights, "sample_weights")
+    if w.shape[0] != hot.shape[0]:
+        raise ValueError(f"`sample_weights` has {w.shape[0]} entries but `labels` has {hot.shape[0]} rows")
+    rate = (w @ hot) / w.sum()
+    never = np.flatnonzero(rate <= 0).tolist()
+    if never:
+        raise ValueError(f"class(es) {never} are never drawn under these `sample_weights`: no positive weight exists")
+    return torch.from_numpy((1.0 - rate) / rate).to(torch.float32)
 
 
 def _check_beta(beta: Any) -> float:

@@ -823,5 +823,5 @@ def test_an_empty_batch_is_an_empty_batch(built, cache_size, metadata):
     batch = ds.__getitems__([])
     assert isinstance(batch, SampleBatch) and len(batch) == 0 and list(batch) == []
     base, steering, label = batch.columns
-    assert base.shape == (0, data["base_embeddings"].shape[1]) and label.shape == (0, C)
+    assert base.shape == steering.shape == (0, data["base_embeddings"].shape[1]) and label.shape == (0, C)
     assert ds.__getitems__(np.array([], dtype=np.int64)).columns[0].shape[0] == 0

@@ -1,0 +1,60 @@
+"""Distributed helpers: ranks from the process group, and one sampler state for every rank of any world.
+
+``torch.distributed`` is used only when a process group is initialised; with
+none, a sampler is rank 0 of 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .._validation import check_rank
+
+__all__ = ["gather_state", "resolve_distributed"]
+
+
+def resolve_distributed(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Fill in ``num_replicas``/``rank`` from ``torch.distributed`` when initialised, else ``(1, 0)``."""
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if rank is None:
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return check_rank(num_replicas, rank)
+
+
+def gather_state(sampler: Any, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One state of ``sampler`` that any rank of any number of ranks can restore (a collective).
+
+    Every rank must call it (it all-gathers each rank's progress). The result
+    resumes from the first global position of the epoch that some rank had
+    not yet yielded (NOTE [ Elastic resume ] in :mod:`mixweave.sampling.base`):
+    when the ranks are in step it equals any one rank's state, and when they
+    are not, nothing is skipped. Save it from rank 0 with the model; restore
+    it with ``sampler.load_state_dict`` on every rank, in any world. Without
+    a process group it is ``sampler.state_dict()`` in that rank-free form.
+    ``state`` (default ``sampler.state_dict()``) is this rank's state to
+    gather, for callers that know better what was consumed (a loader that
+    fetches ahead has drawn more than was trained on).
+
+    Example:
+        >>> from mixweave import WeightedSampler
+        >>> s = WeightedSampler([1.0, 2.0, 3.0], num_samples=9, seed=0)
+        >>> it = iter(s); _ = [next(it) for _ in range(4)]
+        >>> state = gather_state(s)
+        >>> (state["offset"], state["position"], state["num_replicas"])
+        (4, 0, 1)
+    """
+    state = dict(sampler.state_dict() if state is None else state)
+    next_position = sampler.next_global_position(state)
+    if state["num_replicas"] > 1 and dist.is_available() and dist.is_initialized():
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        value = torch.tensor([next_position], dtype=torch.int64, device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        next_position = int(value.item())
+    # In the rank-free form (rank 0 of 1) every position before `offset` counts as yielded;
+    # an offset of num_samples is a finished epoch.
+    return {**state, "offset": next_position, "position": 0, "num_replicas": 1, "rank": 0}
