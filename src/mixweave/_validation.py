@@ -10,11 +10,14 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import reprlib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 __all__ = [
     "as_numpy",
@@ -27,14 +30,24 @@ __all__ = [
     "check_saved_settings",
     "check_weights",
     "did_you_mean",
+    "dispatch",
     "show",
     "warn",
 ]
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 3, 4, 6, 6, 6
+_SHORT.maxstring, _SHORT.maxother = 60, 60
+
+
 def show(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for error messages (never repr unbounded input whole)."""
-    text = repr(value)
+    """A short ``repr`` for error messages: bounded in depth and length while it is built.
+
+    Never reprs unbounded input whole (a config that aliases expand to
+    billions of values has a repr of that size).
+    """
+    text = _SHORT.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -69,10 +82,13 @@ def check_real(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    finite: bool = True,
 ) -> float:
     """Return ``value`` as a finite ``float`` after checking its type and range.
 
     ``low``/``high`` bound the value (inclusive unless ``low_open``/``high_open``).
+    NaN is never allowed; infinities only with ``finite=False``. Numpy scalars
+    and 0-d arrays or tensors count as numbers.
 
     Raises:
         TypeError: for a bool or anything that is not a real number.
@@ -82,13 +98,16 @@ def check_real(
         >>> check_real(0.5, "alpha", low=0, high=1)
         0.5
     """
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalars, 0-d arrays and 0-d tensors
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {show(value)}")
     value = float(value)
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
-    if not math.isfinite(value) or below or above:
-        raise ValueError(f"`{name}` must be a finite number{_range(low, high, low_open, high_open)}, got {value!r}")
+    if (math.isnan(value) if not finite else not math.isfinite(value)) or below or above:
+        kind = "a finite number" if finite else "a number"
+        raise ValueError(f"`{name}` must be {kind}{_range(low, high, low_open, high_open)}, got {value!r}")
     return value
 
 
@@ -176,7 +195,12 @@ def check_probabilities(values: Any, name: str, *, tolerance: float = 1e-6) -> n
 
 
 def check_saved_settings(
-    state_dict: Any, expected: Mapping[str, Any], owner: str, *, extra: Sequence[str] = ()
+    state_dict: Any,
+    expected: Mapping[str, Any],
+    owner: str,
+    *,
+    extra: Sequence[str] = (),
+    hints: Mapping[str, str] | None = None,
 ) -> None:
     """Check that a saved state has every key and was saved with the same settings as its new owner.
 
@@ -188,12 +212,26 @@ def check_saved_settings(
         raise TypeError(f"`state_dict` must be a mapping, got {type(state_dict).__name__}")
     missing = [k for k in (*extra, *expected) if k not in state_dict]
     if missing:
-        raise ValueError(f"`state_dict` is missing key(s) {missing}; was it saved by a {owner}?")
+        raise ValueError(
+            f"`state_dict` is missing key(s) {missing}: it was saved by another kind of {owner}, or by none"
+        )
     for key, value in expected.items():
         if state_dict[key] != value:
+            hint = (hints or {}).get(key.rsplit(".", 1)[-1], "")
             raise ValueError(
-                f"`state_dict` was saved with {key}={state_dict[key]!r} but this {owner} has {key}={value!r}"
+                f"`state_dict` was saved with {key}={show(state_dict[key])} but this {owner} has {key}={show(value)}"
+                + (f" ({hint})" if hint else "")
             )
+
+
+def dispatch(registry: Mapping[str, T], name: Any, what: str) -> T:
+    """``registry[name]``, or the ``check_choice`` error listing every registered name (one dispatcher per family).
+
+    Example:
+        >>> dispatch({"step": 1, "linear": 2}, "linear", "interpolation")
+        2
+    """
+    return registry[check_choice(name, what, tuple(registry))]
 
 
 def did_you_mean(word: Any, choices: Iterable[str]) -> str:

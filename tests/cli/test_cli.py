@@ -135,7 +135,10 @@ def test_config_validate_accepts_the_shipped_configs(config, says, capsys):
         ),
         ("sources:\n  - {type: npy, fields: {y: x.npy}}\nmixtrue: {}\n", "(did you mean 'mixture'?)"),
         ("sources:\n  - {type: npy, fields: {y: nope.npy}}\n", "`sources[0].fields.y`: array file not found"),
-        ("data:\n  datasets: [{image: a.npy}]\n  dataset_weights: [0.5, 0.6]\n", "`data.dataset_weights`"),
+        (
+            f"data:\n  datasets: [{{image: {EXAMPLES}/data/real_image.npy}}]\n  dataset_weights: [0.5, 0.6]\n",
+            "`data.dataset_weights`: must have one weight per source",
+        ),
     ],
     ids=["typo", "top-level-typo", "missing-file", "mixed-data-weights"],
 )

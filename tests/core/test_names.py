@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from mixweave import ConfigError, DrawEngine, WeightSchedule, from_config
-from mixweave.config import SAMPLER_TYPES, SOURCE_TYPES
+from mixweave.config import SAMPLER_TYPES, SOURCE_TYPES, ArraySourceSpec, SamplerSpec
 from mixweave.core import names
 from mixweave.pipeline import MIXTURE_BUILDERS, SAMPLER_FACTORS, SOURCE_BUILDERS
-from mixweave.sampling import MIXTURES
 
 
 def _listed(allowed: tuple[str, ...]) -> str:
@@ -17,9 +16,20 @@ def _listed(allowed: tuple[str, ...]) -> str:
 
 
 def test_registries_are_keyed_by_their_name_tuples():
-    assert tuple(MIXTURES) == tuple(MIXTURE_BUILDERS) == names.STRATEGIES
-    assert tuple(SAMPLER_FACTORS) == SAMPLER_TYPES
+    assert tuple(MIXTURE_BUILDERS) == names.STRATEGIES
+    assert tuple(SAMPLER_FACTORS) == SAMPLER_TYPES == names.SAMPLER_TYPES
     assert tuple(SOURCE_BUILDERS) == SOURCE_TYPES
+
+
+def test_the_dispatchers_list_every_name_when_the_schema_is_bypassed(tmp_path):
+    from mixweave.pipeline import Rows, build_source, make_sampler
+
+    spec = SamplerSpec.model_construct(type="greedy")  # as if validation had been skipped
+    with pytest.raises(ValueError, match=f"`sampler.type` must be one of {_listed(SAMPLER_TYPES)}, got 'greedy'"):
+        make_sampler(spec, Rows(3))
+    source = ArraySourceSpec.model_construct(type="parquet", name="x")
+    with pytest.raises(ValueError, match=f"`sources\\[0\\].type` must be one of {_listed(SOURCE_TYPES)}"):
+        build_source(source, 0, tmp_path)
 
 
 def test_engine_and_schedule_errors_list_every_name():

@@ -188,3 +188,17 @@ def test_no_finding_share_sets_the_share_of_unlabelled_rows_and_keeps_the_rest()
         get_sample_weights(labels, no_finding_share=1.0)
     with pytest.warns(UserWarning, match="`no_finding_share` = 0.2 has no effect: every row has a label"):
         get_sample_weights(labels[~empty], no_finding_share=0.2)
+
+
+def test_finite_weights_whose_sum_overflows_and_subnormal_weights():
+    from mixweave import WeightedSampler, normalize, weight_stats
+
+    huge = [1.7e308, 1.7e308, 1.0]
+    np.testing.assert_allclose(normalize(huge)[:2], [0.5, 0.5])  # was [0, 0]: the sum overflowed
+    stats = weight_stats(huge)
+    assert stats["max"] == pytest.approx(0.5) and stats["effective_samples"] == pytest.approx(2.0)
+    drawn = np.bincount(WeightedSampler(huge, num_samples=20_000, seed=0).plan(), minlength=3)
+    assert drawn[2] == 0 and abs(drawn[0] - 10_000) < 5 * np.sqrt(5_000)  # 5 binomial sd
+    tiny = np.full(10, 5e-324)  # the smallest subnormal: a cumulative sum of them had steps of one ulp
+    drawn = np.bincount(WeightedSampler(tiny, num_samples=100_000, seed=0).plan(), minlength=10)
+    assert np.abs(drawn - 10_000).max() < 5 * np.sqrt(10_000 * 0.9)  # was 4,977 vs 14,984

@@ -218,3 +218,15 @@ def test_no_finding_share_of_the_balanced_train_loader(tmp_path):
     weights = loaders["train"].sampler.weights
     empty = ~y.any(axis=1)
     assert weights[empty].sum() / weights.sum() == pytest.approx(0.5)
+
+
+def test_sixteen_bit_grayscale_keeps_its_depth(tmp_path):
+    _, header, rows = _make(tmp_path, n=4)
+    ramp = (np.arange(36, dtype=np.uint16).reshape(6, 6) * 1800).astype(np.uint16)  # 0 .. 63,000
+    for row in rows:
+        Image.fromarray(ramp).save(tmp_path / "img" / row[0])  # a 16-bit PNG, as many X-ray exports are
+    _write(tmp_path / "all.csv", header, rows)
+    ds = MultiLabelImageDataset(tmp_path / "all.csv", tmp_path / "img")
+    image = ds[0][0]
+    assert image.shape == (1, 6, 6)
+    np.testing.assert_allclose(image[0].numpy(), ramp / 65535.0, rtol=1e-6)  # not clipped at 255 -> 1.0

@@ -77,12 +77,12 @@ def test_other_strategies(strategy, cls):
         (
             lambda d: d.update(mixing_strategy="greedy"),
             ConfigError,
-            r"`data.mixing_strategy`: must be one of 'weighted', 'stratified', 'uniform', got 'greedy'",
+            r"`data.mixing_strategy`: Input should be 'weighted', 'stratified' or 'uniform' \(got 'greedy'\)",
         ),
         (
             lambda d: d.update(mixing_mode="exactly"),
             ConfigError,
-            r"`data.mixing_mode`: must be one of 'random', 'exact', got 'exactly'",
+            r"`data.mixing_mode`: Input should be 'random' or 'exact' \(got 'exactly'\)",
         ),
         (
             lambda d: d.pop("dataset_weights"),
@@ -92,12 +92,12 @@ def test_other_strategies(strategy, cls):
         (
             lambda d: d.update(dataset_weights=[0.7, 0.2]),
             ConfigError,
-            r"`data.dataset_weights`: `dataset_weights` must sum to 1",
+            r"`data.dataset_weights`: `weights` must sum to 1 \(within 1e-06\), got \[0.7, 0.2\] summing to 0.9",
         ),
         (
             lambda d: d.update(dataset_weights=[0.5, 0.25, 0.25]),
             ConfigError,
-            r"`data.dataset_weights`: must have one weight per dataset \(2\), got 3",
+            r"`data.dataset_weights`: must have one weight per source \(2: \['synthetic', 'real'\]\), got 3",
         ),
         (
             lambda d: d["datasets"][1].update(image="nope.npy"),

@@ -680,3 +680,14 @@ def test_exact_mode_with_a_curriculum_gives_exact_quality_shares_inside_exact_so
         mine = quality[source == s]
         for q, prob in warmup.items():
             assert abs(int((mine == q).sum()) - prob * share * 1000) <= 1 + 1e-9  # quality shares exact inside
+
+
+def test_mixture_mode_exact_holds_with_a_sampler_too() -> None:
+    sources = [npy_source("real"), npy_source("synthetic")]
+    config = {
+        "sources": sources,
+        "mixture": {"weights": [0.25, 0.75], "mode": "exact", "samples_per_epoch": 400},
+        "sampler": {"type": "class_balanced"},
+    }
+    plan = from_config(config).global_plan(0)
+    assert int((plan < 60).sum()) == 100  # exactly 25% from the first source (60 rows), not about 25%

@@ -383,3 +383,17 @@ def test_a_finished_epoch_stays_finished_in_another_world():
     np.testing.assert_array_equal(
         np.array(list(bigger)), WeightedSampler(WIDE[:50], seed=1, num_replicas=3, rank=2).plan(1)
     )
+
+
+def test_report_with_string_groups_says_what_is_wrong():
+    s = WeightedSampler(WIDE[:4], seed=0)
+    with pytest.raises(ValueError, match=r"got <U4 of shape \(4,\); map labels to ids first"):
+        s.report(np.array(["high", "low", "high", "low"]))
+
+
+def test_a_state_from_other_weights_says_what_may_differ():
+    state = WeightedSampler(WIDE[:20], seed=0).state_dict()
+    with pytest.raises(ValueError, match=r"weights_crc32=.*\(the weights of the saved epoch differ: .* restore a curr"):
+        WeightedSampler(WIDE[1:21], seed=0).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"is missing key\(s\) \['position'.*another kind of sampler"):
+        WeightedSampler(WIDE[:20]).load_state_dict({"epoch": 0, "seed": 0})

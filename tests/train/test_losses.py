@@ -9,7 +9,10 @@ from mixweave.train.losses import (
     WeightedBCEWithLogitsLoss,
     calculate_effective_num_samples,
     calculate_pos_weights,
+    combined_loss,
+    focal_loss,
     get_class_balanced_weights,
+    weighted_bce_with_logits,
 )
 
 
@@ -197,3 +200,64 @@ def test_sampled_pos_weights_equal_a_slow_loop_over_the_draws():
         calculate_sampled_pos_weights(np.array([[1, 0], [1, 0]]), [1.0, 1.0])
     with pytest.raises(ValueError, match="`sample_weights` has 3 entries but `labels` has 2 rows"):
         calculate_sampled_pos_weights(np.array([[1, 0], [0, 1]]), [1.0, 1.0, 1.0])
+
+
+# -- reliability (#19): no NaN gradient, no unchecked functional form, no raw torch error ------------------------
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9, 1.0, 2.0])
+def test_focal_gradient_is_finite_for_confident_logits(gamma):
+    logits = torch.tensor([[20.0, -20.0, 40.0, -60.0, 0.3]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0]])
+    loss = FocalLoss(gamma=gamma, alpha=None, reduction="sum")(logits, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    # the value still equals the definition, computed in float64 where it is representable
+    x, y = logits.detach().double(), targets.double()
+    p = torch.sigmoid(x)
+    p_t = p * y + (1 - p) * (1 - y)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert loss.item() == pytest.approx(float((ce * (1 - p_t) ** gamma).sum()), rel=1e-5, abs=1e-30)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda x, y: focal_loss(x, y, reduction="avg"),
+            ValueError,
+            "`reduction` must be one of 'mean', 'sum', 'none'",
+        ),
+        (lambda x, y: focal_loss(x, y, alpha=5), ValueError, r"`alpha` must be in \[0, 1\], got 5\.0"),
+        (lambda x, y: focal_loss(x, y, gamma=-2), ValueError, r"`gamma` must be a finite number >= 0, got -2\.0"),
+        (lambda x, y: combined_loss(x, y, reduction="avg"), ValueError, "`reduction` must be one of"),
+        (lambda x, y: combined_loss(x, y, bce_weight=-1), ValueError, r"`bce_weight` must be a finite number >= 0"),
+        (lambda x, y: weighted_bce_with_logits(x, y, reduction="avg"), ValueError, "`reduction` must be one of"),
+        (lambda x, y: focal_loss(x, y * 2), ValueError, r"`targets` must be labels in \[0, 1\], got 2\.0"),
+        (lambda x, y: focal_loss(x, y * float("nan")), ValueError, r"`targets` must be labels in \[0, 1\], got nan"),
+        (
+            lambda x, y: focal_loss(x, torch.tensor([0, 3])),
+            ValueError,
+            r"class-id `targets` must be in \[0, 2\], got 3",
+        ),
+        (
+            lambda x, y: focal_loss(x, torch.tensor([-1, 0])),
+            ValueError,
+            r"class-id `targets` must be in \[0, 2\], got -1",
+        ),
+        (
+            lambda x, y: WeightedBCEWithLogitsLoss(pos_weights=[1.0, 2.0])(x, y),
+            ValueError,
+            r"`pos_weights` must have one value per class \(3\), got 2",
+        ),
+        (
+            lambda x, y: FocalLoss(pos_weight=[1.0, 2.0, 3.0, 4.0])(x, y),
+            ValueError,
+            r"`pos_weight` must have one value per class \(3\), got 4",
+        ),
+    ],
+)
+def test_function_forms_check_what_the_classes_check(call, error, match):
+    logits, targets = torch.zeros(2, 3), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(error, match=match):
+        call(logits, targets)

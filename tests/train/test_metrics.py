@@ -122,3 +122,37 @@ def test_roc_curves_match_sklearn_and_plot(tmp_path):
     out = plot_roc_curves(curves, tmp_path / "plots" / "roc.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_memory_grows_with_n_times_c_not_c_squared():
+    """N=4,000 x C=800 (12 MiB of float32 scores) peaked at 5.2 GiB when ranking built (N, C, C) arrays."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    p = rng.random((4000, 800)).astype(np.float32)
+    y = (rng.random((4000, 800)) < 0.05).astype(np.int8)
+    y[0] = 1  # no class without positives or negatives: no warnings
+    y[1] = 0
+    tracemalloc.start()
+    try:
+        m = compute_metrics(p, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # numpy reports its buffers to tracemalloc
+    assert m["label_ranking_ap"] == pytest.approx(skm.label_ranking_average_precision_score(y, p), rel=1e-9)
+
+
+def test_tracker_rejects_targets_that_are_not_multi_hot():
+    tracker = MetricsTracker(2)
+    for bad in (0.7, float("nan"), 256):
+        with pytest.raises(ValueError, match=r"`targets` must be multi-hot \(0 or 1\)"):
+            tracker.update(np.full((3, 2), 0.5), np.full((3, 2), bad))
+    assert tracker.num_samples == 0  # nothing was added
+
+
+def test_ranking_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"must both have shape \(N, C\), N > 0, got \(3, 2\) and \(3, 4\)"):
+        label_ranking_average_precision(np.ones((3, 2)), np.ones((3, 4)))
+    with pytest.raises(ValueError, match="`scores` must be finite"):
+        label_ranking_average_precision(np.ones((2, 2)), np.array([[0.1, np.nan], [0.2, 0.3]]))

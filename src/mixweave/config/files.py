@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .._validation import show
 from .errors import ConfigError
 
 __all__ = ["deep_merge", "load_yaml", "load_yaml_with_extends", "warn_replaced"]
@@ -60,17 +61,72 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"config file not found: {path}")
     try:
         with path.open("r", encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+            data = _safe_load(fh, path)
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")
         if "python/" in detail:
             detail = f"tags that build Python objects are not allowed (safe loading only): {detail}"
         raise ConfigError(detail, path=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+    except RecursionError:
+        raise ConfigError("is nested too deeply to read (thousands of levels)", path=path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping, got {type(data).__name__}", path=path)
     return data
+
+
+#: The longest ``extends:`` chain followed (a base of a base ...).
+MAX_EXTENDS_DEPTH = 64
+#: The most values a config may hold once its YAML aliases are expanded (a "billion laughs" guard).
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _safe_load(stream: Any, path: Path) -> Any:
+    """Compose the node graph, refuse one that aliases expand beyond :data:`MAX_EXPANDED_VALUES`, then construct."""
+    loader = _UniqueKeyLoader(stream)  # a SafeLoader subclass
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node)
+        if expanded > MAX_EXPANDED_VALUES:
+            raise ConfigError(
+                f"expands to more than {MAX_EXPANDED_VALUES:,} values through YAML aliases "
+                f"(at least {expanded:,}); an alias bomb is refused",
+                path=path,
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Values of the document once every alias is expanded, counted on the node graph (memoised: linear time)."""
+    sizes: dict[int, int] = {}
+    order: list[yaml.Node] = []
+    todo: list[yaml.Node] = [root]
+    while todo:  # iterative post-order: deep documents do not recurse
+        node = todo.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = -1
+        order.append(node)
+        todo += _children(node)
+    for node in reversed(order):  # children are finished before their parents
+        total = 1 + sum(max(sizes[id(child)], 1) for child in _children(node))
+        sizes[id(node)] = min(total, MAX_EXPANDED_VALUES + 1)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,12 +140,22 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     Example:
         >>> deep_merge({"t": {"source": "stim", "ops": [1, 2]}, "seed": 1}, {"t": {"ops": [3]}})
         {'t': {'source': 'stim', 'ops': [3]}, 'seed': 1}
+
+    Raises:
+        TypeError: if ``base`` or ``override`` is not a mapping.
     """
+    for name, value in (("base", base), ("override", override)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"`{name}` must be a mapping, got {type(value).__name__}")
+    return _merge(base, override)
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}  # the base's key order, then keys new in the override (as a reader of the YAML expects)
     for key, value in base.items():
         new = override.get(key, value)
         both = isinstance(new, Mapping) and isinstance(value, Mapping) and key in override
-        out[key] = deep_merge(value, new) if both else copy.deepcopy(new)
+        out[key] = _merge(value, new) if both else copy.deepcopy(new)
     for key, value in override.items():
         if key not in base:
             out[key] = copy.deepcopy(value)
@@ -113,7 +179,7 @@ def _replaced_mappings(
 def _check_extends(value: Any, path: Path) -> list[Path]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
-        raise ConfigError(f"must be a path or a list of paths, got {value!r}", path=path, key="extends")
+        raise ConfigError(f"must be a path or a list of paths, got {show(value)}", path=path, key="extends")
     return [(path.parent / v) for v in items]
 
 
@@ -131,6 +197,12 @@ def load_yaml_with_extends(path: str | os.PathLike[str], *, _chain: tuple[Path, 
     """
     path = Path(path)
     resolved = path.resolve()
+    if len(_chain) >= MAX_EXTENDS_DEPTH:
+        raise ConfigError(
+            f"`extends` chains more than {MAX_EXTENDS_DEPTH} files (from {_chain[0]}); is it generated by mistake?",
+            path=path,
+            key="extends",
+        )
     if resolved in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, resolved))
         raise ConfigError(f"`extends` forms a cycle: {cycle}", path=path, key="extends")

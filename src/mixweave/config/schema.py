@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, get
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._validation import show
+from ..core.names import SAMPLER_TYPES
 from .errors import from_validation_error
 from .literals import COMPOSITION_MODE, INTERPOLATION, LABEL_REDUCTION, LABEL_TYPE, MODE, STRATEGY
 from .sampling import CurriculumConfig
@@ -33,8 +35,6 @@ __all__ = [
     "validate_pipeline",
 ]
 
-#: What acts inside each source when a pipeline has a sampler (see NOTE [ Two ways to draw ] in mixweave.pipeline).
-SAMPLER_TYPES: Final[tuple[str, ...]] = ("none", "class_balanced", "task_aware", "curriculum", "joint")
 if TYPE_CHECKING:
     SAMPLER_TYPE: TypeAlias = str
 else:
@@ -72,7 +72,7 @@ class ArraySourceSpec(_SourceBase):
         for role in ("labels", "tasks", "quality"):
             value = getattr(self, role)
             if value is not None and value not in self.fields:
-                raise ValueError(f"`{role}` must name one of the fields {list(self.fields)}, got {value!r}")
+                raise ValueError(f"`{role}` must name one of the fields {list(self.fields)}, got {show(value)}")
         if self.type == "npy" and self.path is not None:
             raise ValueError("`path` is for npz/hdf5 files; an npy source lists one file per field")
         return self

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from .._validation import check_real, did_you_mean
+from .._validation import check_real, did_you_mean, show
 from .errors import ConfigError, dotted
 from .files import deep_merge, load_yaml, load_yaml_with_extends, warn_replaced
 
@@ -57,14 +57,14 @@ def session_entries(parent: Mapping[str, Any], path: str | os.PathLike[str] | No
         raise ConfigError("a parent config must list its sessions under `sessions:`", path=path, key="sessions")
     entries = parent["sessions"]
     if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"must be a non-empty list of session names, got {entries!r}", path=path, key="sessions")
+        raise ConfigError(f"must be a non-empty list of session names, got {show(entries)}", path=path, key="sessions")
     out: list[tuple[str, float]] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
         key = dotted("sessions", i)
         weight: Any = 1.0
         if isinstance(entry, Mapping):
-            unknown = sorted(set(entry) - {"name", "weight"})
+            unknown = sorted(map(str, set(entry) - {"name", "weight"}))
             if unknown:
                 hint = did_you_mean(unknown[0], ("name", "weight"))
                 raise ConfigError(
@@ -74,7 +74,7 @@ def session_entries(parent: Mapping[str, Any], path: str | os.PathLike[str] | No
         else:
             name = entry
         if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"a session name must be a non-empty string, got {name!r}", path=path, key=key)
+            raise ConfigError(f"a session name must be a non-empty string, got {show(name)}", path=path, key=key)
         _check_session_name(name, path, key)
         try:
             weight = check_real(weight, "weight", low=0.0, low_open=True)
@@ -101,7 +101,7 @@ def _check_session_name(name: str, path: Any, key: str) -> None:
 def _required_keys(parent: Mapping[str, Any], path: Path) -> list[str]:
     keys = parent.get("required_keys", ["cids"])
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-        raise ConfigError(f"must be a list of (dotted) key names, got {keys!r}", path=path, key="required_keys")
+        raise ConfigError(f"must be a list of (dotted) key names, got {show(keys)}", path=path, key="required_keys")
     return keys
 
 
@@ -155,7 +155,7 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
         )
     session_dir = parent["session_dir"]
     if not isinstance(session_dir, str) or not session_dir:
-        raise ConfigError(f"must be a folder path, got {session_dir!r}", path=path, key="session_dir")
+        raise ConfigError(f"must be a folder path, got {show(session_dir)}", path=path, key="session_dir")
     folder = Path(session_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{path}: `session_dir` is not a folder: {folder}")

@@ -1,6 +1,6 @@
 """Curriculum state: phases of per-quality sampling probabilities, advanced on a validation plateau.
 
-``CurriculumState`` is a plain state machine that imports no framework (NOTE [ Core without torch ]); the
+``CurriculumState`` is a plain state machine that imports no framework; the
 samplers read :meth:`CurriculumState.sampling_probs` whenever they plan an
 epoch, so a phase change takes effect without rebuilding anything.
 
@@ -10,7 +10,10 @@ NOTE [ Curriculum under torch.distributed ]
     global plan. mixweave makes rank 0 decide: when a process group with more
     than one rank is initialised, :meth:`CurriculumState.update` applies the
     loss on every rank and then broadcasts rank 0's resulting state (phase,
-    best loss, plateau count) to all ranks, which adopt it. The call is
+    best loss, plateau count) to all ranks, which adopt it. The broadcast is
+    the ``synchronizer`` the curriculum samplers give the state they use
+    (:func:`mixweave.sampling.distributed.sync_curriculum`: torch lives in the
+    sampling layer, not in this one); a state no sampler uses stays local. The call is
     therefore a collective: every rank must call ``update`` for the same
     epoch (Lightning's ``on_validation_epoch_end`` does). Logging the loss
     with ``sync_dist=True`` is still wise (rank 0 then decides on the mean over
@@ -30,12 +33,10 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._validation import check_int, check_probabilities, check_real, show
+from .._validation import check_int, check_probabilities, check_real
 
 __all__ = ["DEFAULT_PHASES", "DEFAULT_QUALITIES", "CurriculumState"]
 
@@ -51,48 +52,9 @@ DEFAULT_PHASES: dict[str, dict[str, float]] = {
 }
 
 
-def _process_group() -> Any:
-    """``torch.distributed`` when a process group is initialised, else None.
-
-    NOTE [ Core without torch ]: the core layer never imports torch. A process
-    group can only exist if the program has imported ``torch.distributed``
-    already, so the module is looked up among the loaded ones instead.
-    """
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
-        return None
-    return dist
-
-
-def _distributed_world() -> int:
-    """The process group's size, or 0 when torch.distributed is not initialised."""
-    dist = _process_group()
-    return 0 if dist is None else int(dist.get_world_size())
-
-
-def _broadcast_from_rank0(phase_index: int, best: float, bad_epochs: int) -> tuple[int, float, int]:
-    """Rank 0's ``(phase_index, best, bad_epochs)`` on every rank (a collective over the default group)."""
-    dist = _process_group()
-    assert dist is not None  # update() syncs only under an initialised group
-    torch = sys.modules["torch"]  # loaded with torch.distributed
-    device = torch.device("cpu")
-    if dist.get_backend() == "nccl":  # nccl only moves CUDA tensors
-        device = torch.device("cuda", torch.cuda.current_device())
-    values = torch.tensor([float(phase_index), best, float(bad_epochs)], dtype=torch.float64, device=device)
-    dist.broadcast(values, src=0)
-    phase, best_loss, bad = values.tolist()
-    return int(phase), float(best_loss), int(bad)
-
-
-def _check_loss(value: Any) -> float:
-    """A validation loss: any real number (numpy scalars and 0-d tensors included) but NaN; inf is allowed."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        value = value.item()  # numpy scalars, 0-d arrays and 0-d tensors
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`val_loss` must be a real number, got {type(value).__name__} {show(value)}")
-    if math.isnan(value):
-        raise ValueError(f"`val_loss` must be a number, got {value!r}")
-    return float(value)
+#: ``sync(state, sync) -> state``: adopts rank 0's ``(phase_index, best, bad_epochs)`` under a process group.
+#: ``sync`` is the caller's wish (None: when a group with several ranks exists; True: required).
+Synchronizer = Callable[[tuple[int, float, int], "bool | None"], tuple[int, float, int]]
 
 
 class CurriculumState:
@@ -145,6 +107,8 @@ class CurriculumState:
         self.phase_index = 0
         self.best = math.inf
         self.bad_epochs = 0
+        #: Set by the curriculum samplers (NOTE [ Curriculum under torch.distributed ]); None: updates stay local.
+        self.synchronizer: Synchronizer | None = None
 
     @property
     def phase(self) -> str:
@@ -168,11 +132,12 @@ class CurriculumState:
                 group with more than one rank is initialised; then every rank
                 must call ``update``.
         """
-        val_loss = _check_loss(val_loss)
-        if sync is None:
-            sync = _distributed_world() > 1
-        elif sync and not _distributed_world():
-            raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
+        val_loss = check_real(val_loss, "val_loss", finite=False)  # inf is a (bad) loss; NaN is not
+        if sync and self.synchronizer is None:
+            raise RuntimeError(
+                "`sync=True` needs an initialised torch.distributed process group and a curriculum sampler "
+                "using this state (it gives the state its synchronizer); neither is there"
+            )
         before = self.phase_index
         if val_loss < self.best - self.min_delta:
             self.best, self.bad_epochs = float(val_loss), 0
@@ -181,9 +146,9 @@ class CurriculumState:
             if self.bad_epochs >= self.patience and self.phase_index < len(self.phase_names) - 1:
                 self.phase_index += 1
                 self.best, self.bad_epochs = float(val_loss), 0
-        if sync:
-            self.phase_index, self.best, self.bad_epochs = _broadcast_from_rank0(
-                self.phase_index, self.best, self.bad_epochs
+        if self.synchronizer is not None and sync is not False:
+            self.phase_index, self.best, self.bad_epochs = self.synchronizer(
+                (self.phase_index, self.best, self.bad_epochs), sync
             )
         return self.phase_index != before
 

@@ -36,10 +36,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_weights
+from .._validation import check_choice, check_int, check_weights, dispatch
 from ._groups import grouped
 from .names import MODES
 from .rng import derive_key, per_pass, uniform
+from .weights import scaled
 
 __all__ = [
     "MODES",
@@ -67,7 +68,7 @@ class CategoricalTable:
     """
 
     def __init__(self, weights: Any) -> None:
-        w = check_weights(weights)
+        w = scaled(check_weights(weights))  # exact rescaling: no overflowing sum, no subnormal steps
         self.size: int = int(w.shape[0])
         self._cdf = np.cumsum(w)
         self._total = float(self._cdf[-1])
@@ -337,6 +338,6 @@ class DrawEngine:
             return self.indices(key, np.arange(num_samples, dtype=np.int64), num_samples)
         if self._cached is not None and self._cached[:2] == (key, num_samples):
             return self._cached[2]
-        plan = _PLANS[self.mode](self, key, num_samples).astype(np.int64, copy=False)
+        plan = dispatch(_PLANS, self.mode, "mode")(self, key, num_samples).astype(np.int64, copy=False)
         self._cached = (key, num_samples, plan)
         return plan

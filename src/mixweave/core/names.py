@@ -18,6 +18,7 @@ __all__ = [
     "LABEL_TYPES",
     "LOSS_REDUCTIONS",
     "MODES",
+    "SAMPLER_TYPES",
     "STRATEGIES",
 ]
 
@@ -33,5 +34,7 @@ STRATEGIES: Final[tuple[str, ...]] = ("weighted", "stratified", "uniform")
 INTERPOLATIONS: Final[tuple[str, ...]] = ("step", "linear")
 #: Reductions of the losses (:mod:`mixweave.train.losses`), as in ``torch.nn``.
 LOSS_REDUCTIONS: Final[tuple[str, ...]] = ("mean", "sum", "none")
+#: Sampler types of a pipeline: what acts inside each source (``sampler.type``).
+SAMPLER_TYPES: Final[tuple[str, ...]] = ("none", "class_balanced", "task_aware", "curriculum", "joint")
 #: The three label columns of a cluster-labelled store, in the order of its label array.
 LABEL_TYPES: Final[tuple[str, ...]] = ("source", "steering", "combined")

@@ -36,6 +36,7 @@ __all__ = [
     "inverse_frequency",
     "normalize",
     "primary_tasks",
+    "scaled",
     "task_probabilities",
     "task_weights",
     "weight_stats",
@@ -69,8 +70,28 @@ def normalize(weights: Any, *, name: str = "weights") -> np.ndarray:
         TypeError: if ``weights`` is not numeric.
         ValueError: if it is empty, not 1-D, holds NaN/inf/negative values or is all zero.
     """
-    arr = check_weights(weights, name)
+    arr = scaled(check_weights(weights, name))
     return arr / arr.sum()
+
+
+def scaled(weights: np.ndarray) -> np.ndarray:
+    """``weights`` times the power of two that brings their largest into ``[0.5, 1)``.
+
+    Probabilities do not change, and multiplying by a power of two is exact,
+    but the sum can no longer overflow (finite weights near 1.7e308) and
+    subnormal weights (5e-324) regain the precision a cumulative sum needs.
+    Weights more than ~2**1074 times smaller than the largest become 0: no
+    float64 cumulative sum could draw them anyway.
+
+    Example:
+        >>> bool(scaled(np.array([1.7e308, 1.7e308, 1.0])).sum() < np.inf)
+        True
+    """
+    top = float(weights.max()) if weights.size else 0.0
+    if top == 0.0:
+        return weights
+    _, exponent = np.frexp(top)
+    return weights if exponent == 0 else np.ldexp(weights, -int(exponent))
 
 
 def _group_ids(groups: Any, size: int | None, name: str = "groups") -> tuple[np.ndarray, int]:

@@ -206,21 +206,27 @@ def _is_albumentations(transform: Any) -> bool:
 
 
 def _to_tensor(image: Any) -> Any:
-    """HWC/HW numpy or PIL image to a CHW tensor (uint8 scaled to [0, 1]); anything else unchanged."""
+    """HWC/HW numpy or PIL image to a CHW tensor (8- and 16-bit integers scaled to [0, 1]); anything else unchanged."""
     if hasattr(image, "getbands"):  # a PIL image: a writable copy (torch warns on PIL's read-only buffer)
         image = np.array(image)
     if isinstance(image, np.ndarray):
         arr = image[:, :, None] if image.ndim == 2 else image
-        t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-        return t.float().div_(255.0) if t.dtype == torch.uint8 else t
+        arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
+        if arr.dtype == np.uint8:
+            return torch.from_numpy(arr).float().div_(255.0)
+        if arr.dtype in (np.uint16, np.int32):  # 16-bit images (PIL reads them as "I;16" or "I"): [0, 65535]
+            return torch.from_numpy(arr.astype(np.float32)).div_(65535.0)
+        return torch.from_numpy(arr)
     return image
 
 
-_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+_GRAYSCALE_MODES = frozenset({"1", "L", "LA"})
+_DEEP_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "F"})  # 16-bit, 32-bit and float grayscale: kept as read
 
 
 def _resolve_mode(mode: str | None, image_dir: Path, image_ids: Sequence[str]) -> str | None:
-    """``"auto"``: ``"L"`` when the first image is grayscale, else ``"RGB"`` (one mode for all: batches stack)."""
+    """``"auto"``: ``"L"`` for 8-bit grayscale, kept as read for deeper grayscale (16-bit X-rays: converting
+    them to ``"L"`` would clip), else ``"RGB"`` -- decided by the first image, one mode for all (batches stack)."""
     if mode != "auto":
         return mode
     first = image_dir / image_ids[0] if image_ids else None
@@ -229,6 +235,8 @@ def _resolve_mode(mode: str | None, image_dir: Path, image_ids: Sequence[str]) -
     from PIL import Image
 
     with Image.open(first) as img:
+        if img.mode in _DEEP_MODES:
+            return None
         return "L" if img.mode in _GRAYSCALE_MODES else "RGB"
 
 

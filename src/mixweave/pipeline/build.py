@@ -46,7 +46,7 @@ from typing import Any, Final
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from .._validation import check_choice, check_int, check_probabilities
+from .._validation import check_choice, check_int, check_probabilities, dispatch
 from ..config import ConfigError, MixtureSpec, PipelineConfig
 from ..core import weights as wm
 from ..core.names import STRATEGIES
@@ -260,16 +260,17 @@ def _composed_sampler(
         return wm.compose_hierarchical(groups, source_shares(epoch), within=inner.weights_at(epoch))
 
     spec = cfg.sampler
+    mode = "exact" if "exact" in (spec.mode, mix.mode) else spec.mode  # `mixture.mode: exact` holds here too
     exact_groups = groups
     quality_ids = getattr(inner, "quality_ids", None)
-    if spec.mode == "exact" and quality_ids is not None:  # exact quality shares inside exact source shares
+    if mode == "exact" and quality_ids is not None:  # exact quality shares inside exact source shares
         exact_groups = groups * (int(quality_ids.max()) + 1) + quality_ids
     return _ComposedSampler(
         weights,
         inner,
         mix.samples_per_epoch,
         replacement=spec.replacement,
-        mode=spec.mode,
+        mode=mode,
         groups=exact_groups,
         seed=cfg.seed,
         drop_last=spec.drop_last,
@@ -326,7 +327,7 @@ def build_pipeline(loaded: LoadedConfig, *, num_replicas: int | None = None, ran
         if empty:
             raise ConfigError(f"{empty} hold no rows", key="sources")
         if cfg.sampler.type == "none":
-            dataset: Any = MIXTURE_BUILDERS[cfg.mixture.strategy](cfg, datasets, names)
+            dataset: Any = dispatch(MIXTURE_BUILDERS, cfg.mixture.strategy, "mixture.strategy")(cfg, datasets, names)
             sampler: Any = dataset.sampler(num_replicas=num_replicas, rank=rank, drop_last=cfg.sampler.drop_last)
         else:
             sampler = _composed_sampler(cfg, built, sizes, num_replicas=num_replicas, rank=rank)

@@ -16,10 +16,11 @@ from typing import Any, Final
 
 import numpy as np
 
+from .._validation import dispatch
 from ..config import ConfigError, JointSamplingConfig, SamplerSpec
-from ..config.schema import SAMPLER_TYPES
 from ..core import weights as wm
 from ..core.curriculum import CurriculumState
+from ..core.names import SAMPLER_TYPES
 from ..sampling import DynamicCurriculumSampler, JointSampler, TaskAwareSampler, WeightedSampler
 from ..sampling.hooks import log_weight_stats, metrics_hook
 from .translate import translate_sampling
@@ -107,7 +108,7 @@ def make_sampler(
     state = None
     if spec.curriculum is not None and spec.type in ("curriculum", "joint"):
         state = curriculum_state or spec.curriculum.make_state()
-    return SAMPLER_FACTORS[spec.type](spec, rows, state, common)
+    return dispatch(SAMPLER_FACTORS, spec.type, "sampler.type")(spec, rows, state, common)
 
 
 def _missing_input(role: str, sampler_type: str) -> Exception:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._validation import as_numpy
+from .._validation import as_numpy, dispatch
 from ..config import ArraySourceSpec, ClusterStoreSourceSpec, ConfigError, CsvSourceSpec, PythonSourceSpec
 from ..config.errors import ConfigFileNotFoundError
 from ..data.images import MultiLabelImageDataset
@@ -162,4 +162,4 @@ SOURCE_BUILDERS: Final[dict[str, Callable[[Any, str, Path], BuiltSource]]] = {
 
 def build_source(spec: Any, i: int, root: Path) -> BuiltSource:
     """Build ``sources[i]`` of a validated config; relative paths resolve against ``root``."""
-    return SOURCE_BUILDERS[spec.type](spec, f"sources[{i}]", root)
+    return dispatch(SOURCE_BUILDERS, spec.type, f"sources[{i}].type")(spec, f"sources[{i}]", root)

@@ -12,7 +12,6 @@ from .distributed import gather_state, resolve_distributed
 from .fetch import FlatConcatDataset, fetch_located, rows
 from .hooks import log_weight_stats, metrics_hook
 from .mixing import (
-    MIXTURES,
     STRATEGIES,
     MixedDataset,
     MixedDatasetSampler,
@@ -28,7 +27,6 @@ from .weighted import WeightedSampler
 __all__ = [
     "COMPOSITION_MODES",
     "INTERPOLATIONS",
-    "MIXTURES",
     "STRATEGIES",
     "DynamicCurriculumSampler",
     "FlatConcatDataset",

@@ -272,7 +272,7 @@ class PlanSampler(Sampler[int]):
             epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
         else:
             epoch = 0  # check_saved_settings reports the missing keys
-        check_saved_settings(state_dict, self._fingerprint(epoch), "sampler", extra=self._STATE_KEYS)
+        check_saved_settings(state_dict, self._fingerprint(epoch), "sampler", extra=self._STATE_KEYS, hints=_HINTS)
         saved = _SavedWorld.read(state_dict, self.num_samples, self.drop_last)
         self._epoch, self._live, self._finished = epoch, None, None
         if (saved.num_replicas, saved.rank) == (self.num_replicas, self.rank):  # the same place: exactly as saved
@@ -280,6 +280,12 @@ class PlanSampler(Sampler[int]):
         else:  # another rank or world: everyone continues from one global position
             self._offset = self.num_samples if saved.complete else min(saved.resume_offset(), self.num_samples)
             self._resume_position = 0
+
+
+_HINTS = {
+    "weights_crc32": "the weights of the saved epoch differ: other data, alpha, composition mode, schedule or "
+    "curriculum phase; restore a curriculum's state before the sampler's"
+}
 
 
 class _SavedWorld:

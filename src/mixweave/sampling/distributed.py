@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from .._validation import check_rank
 
-__all__ = ["gather_state", "resolve_distributed"]
+__all__ = ["gather_state", "resolve_distributed", "sync_curriculum"]
 
 
 def resolve_distributed(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -58,3 +58,25 @@ def gather_state(sampler: Any, state: Mapping[str, Any] | None = None) -> dict[s
     # In the rank-free form (rank 0 of 1) every position before `offset` counts as yielded;
     # an offset of num_samples is a finished epoch.
     return {**state, "offset": next_position, "position": 0, "num_replicas": 1, "rank": 0}
+
+
+def sync_curriculum(state: tuple[int, float, int], sync: bool | None) -> tuple[int, float, int]:
+    """Rank 0's curriculum ``(phase_index, best, bad_epochs)`` on every rank (NOTE [ Curriculum under
+    torch.distributed ] in :mod:`mixweave.core.curriculum`).
+
+    A collective when a process group with more than one rank is initialised
+    (and ``sync`` is not False); otherwise ``state`` unchanged.
+
+    Raises:
+        RuntimeError: for ``sync=True`` without an initialised process group.
+    """
+    initialised = dist.is_available() and dist.is_initialized()
+    if sync and not initialised:
+        raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
+    if not initialised or dist.get_world_size() < 2 or sync is False:
+        return state
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    values = torch.tensor([float(state[0]), state[1], float(state[2])], dtype=torch.float64, device=device)
+    dist.broadcast(values, src=0)
+    phase, best, bad = values.tolist()
+    return int(phase), float(best), int(bad)

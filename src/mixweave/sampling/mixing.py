@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -42,7 +42,6 @@ from .fetch import fetch_located
 from .schedule import WeightSchedule
 
 __all__ = [
-    "MIXTURES",
     "STRATEGIES",
     "MixPlan",
     "MixedDataset",
@@ -174,7 +173,8 @@ class MixedDataset(Dataset[Any]):
             if isinstance(state_dict, Mapping)
             else 0
         )
-        check_saved_settings(state_dict, self.plan_settings(epoch), "dataset", extra=("epoch",))
+        hints = {"weights_crc32": "the source weights of the saved epoch differ"}
+        check_saved_settings(state_dict, self.plan_settings(epoch), "dataset", extra=("epoch",), hints=hints)
         self.set_epoch(epoch)
         self._cache = None
 
@@ -377,9 +377,3 @@ class MixedDatasetSampler(PlanSampler):
     def __iter__(self) -> Any:
         self.dataset.set_epoch(self._epoch)
         return super().__iter__()
-
-
-#: The mixing strategies by name (``mixture.strategy`` in a pipeline, ``mixing_strategy`` in the mixed-data shape).
-MIXTURES: Final[dict[str, type[MixedDataset]]] = dict(
-    zip(STRATEGIES, (WeightedConcatDataset, StratifiedConcatDataset, UniformConcatDataset), strict=True)
-)

@@ -14,7 +14,7 @@ from typing import Final
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_probabilities
+from .._validation import check_choice, check_int, check_probabilities, dispatch
 from ..core.names import INTERPOLATIONS
 
 __all__ = ["INTERPOLATIONS", "WeightSchedule"]
@@ -69,7 +69,8 @@ class WeightSchedule:
         if pos == len(self.epochs) - 1:
             return self.values[pos]
         e0, e1 = self.epochs[pos], self.epochs[pos + 1]
-        return _INTERPOLATIONS[self.interpolation]((epoch - e0) / (e1 - e0), self.values[pos], self.values[pos + 1])
+        interpolate = dispatch(_INTERPOLATIONS, self.interpolation, "interpolation")
+        return interpolate((epoch - e0) / (e1 - e0), self.values[pos], self.values[pos + 1])
 
     def __repr__(self) -> str:
         points = {e: v.tolist() for e, v in zip(self.epochs, self.values, strict=True)}

@@ -28,6 +28,7 @@ from .._validation import check_choice, check_real, warn
 from ..core import weights as wm
 from ..core.curriculum import CurriculumState
 from ..core.names import COMPOSITION_MODES
+from .distributed import sync_curriculum
 from .weighted import WeightedSampler
 
 __all__ = ["COMPOSITION_MODES", "DynamicCurriculumSampler", "JointSampler", "TaskAwareSampler"]
@@ -125,6 +126,7 @@ class DynamicCurriculumSampler(WeightedSampler):
         if not isinstance(curriculum_state, CurriculumState):
             raise TypeError(f"`curriculum_state` must be a CurriculumState, got {type(curriculum_state).__name__}")
         self.curriculum_state = curriculum_state
+        curriculum_state.synchronizer = sync_curriculum  # rank 0 decides under torch.distributed
         self.quality_ids = _quality_ids(quality_labels, curriculum_state)
         kwargs.setdefault("groups", self.quality_ids)
         super().__init__(
@@ -181,6 +183,7 @@ class JointSampler(WeightedSampler):
             if quality_labels is None:
                 raise ValueError("`quality_labels` is required when `curriculum_state` is given")
             self.quality_ids = _quality_ids(quality_labels, curriculum_state, size)
+            curriculum_state.synchronizer = sync_curriculum  # rank 0 decides under torch.distributed
         self.task_alpha = None if task_alpha is None else _check_alpha(task_alpha)
         self.task_factor = self._task_factor(targets)
         if self.task_alpha is None and self.quality_ids is None:

@@ -200,7 +200,14 @@ class WeightedSampler(PlanSampler):
         """
         ids = np.asarray(self._groups if groups is None else groups)
         if ids.ndim != 1 or ids.shape[0] != self.num_weights or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"`groups` must be integer ids of shape ({self.num_weights},), got {ids.shape}")
+            raise ValueError(
+                f"`groups` must be integer ids of shape ({self.num_weights},), got {ids.dtype} of shape {ids.shape}"
+                + (
+                    "; map labels to ids first, e.g. np.unique(labels, return_inverse=True)[1]"
+                    if ids.dtype.kind in "USO"
+                    else ""
+                )
+            )
         epoch = self._epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
         probabilities = weights_mod.normalize(self._engine(epoch).weights)
         return share_report(ids, probabilities, [self.global_plan(epoch)])

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice, check_real, check_weights
+from .._validation import as_numpy, check_choice, check_real, check_weights
 from ..core.names import LOSS_REDUCTIONS
 from ..core.weights import as_multihot
 
@@ -48,7 +48,7 @@ REDUCTIONS = LOSS_REDUCTIONS
 
 def _counts(counts: Any, name: str) -> torch.Tensor:
     """Class counts as a 1-D float64 tensor of finite, non-negative numbers."""
-    values = torch.as_tensor(np.asarray(counts.detach().cpu() if isinstance(counts, torch.Tensor) else counts))
+    values = torch.as_tensor(np.asarray(as_numpy(counts)))
     if values.ndim != 1 or values.numel() == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D sequence of counts, got shape {tuple(values.shape)}")
     if not (values.dtype.is_floating_point or values.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)):
@@ -173,18 +173,44 @@ def get_class_balanced_weights(counts: Any, beta: float = 0.9999) -> torch.Tenso
 
 
 def _targets_like(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Targets as ``logits``-shaped floats in [0, 1]: class ids are one-hot encoded; anything else is an error."""
     if logits.ndim != 2:
         raise ValueError(f"`logits` must have shape (N, C), got {tuple(logits.shape)}")
+    num_classes = logits.shape[1]
     if targets.ndim == 1 and not targets.dtype.is_floating_point:
         if targets.numel() != logits.shape[0]:
             raise ValueError(f"class-id `targets` must have {logits.shape[0]} entries, got {targets.numel()}")
-        return F.one_hot(targets.long(), logits.shape[1]).to(logits.dtype)
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+            bad = int(targets.min()) if int(targets.min()) < 0 else int(targets.max())
+            raise ValueError(f"class-id `targets` must be in [0, {num_classes - 1}], got {bad}")
+        return F.one_hot(targets.long(), num_classes).to(logits.dtype)
     if targets.shape != logits.shape:
         raise ValueError(
             f"`targets` must be class ids of shape ({logits.shape[0]},) or match `logits` {tuple(logits.shape)}, "
             f"got {tuple(targets.shape)}"
         )
-    return targets.to(logits.dtype)
+    y = targets.to(logits.dtype)
+    outside = ~torch.isfinite(y) | (y < 0) | (y > 1)
+    if outside.any():
+        raise ValueError(f"`targets` must be labels in [0, 1], got {y[outside][0].item()}")
+    return y
+
+
+def _check_pos_weight(pos_weight: torch.Tensor | None, logits: torch.Tensor, name: str) -> torch.Tensor | None:
+    """``pos_weight`` on the logits' device and dtype; one value or one per class (checked when C is known)."""
+    if pos_weight is None:
+        return None
+    pw = torch.as_tensor(pos_weight).to(device=logits.device, dtype=logits.dtype)
+    if pw.numel() not in (1, logits.shape[1]):
+        raise ValueError(f"`{name}` must have one value per class ({logits.shape[1]}), got {pw.numel()}")
+    return pw
+
+
+def _check_call(reduction: str, alpha: Any, gamma: Any) -> None:
+    """The checks the loss classes make at construction, for the functional forms at each call."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    _per_class(alpha, "alpha", upper=1.0)
+    _check_gamma(gamma)
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -199,7 +225,7 @@ def _per_class(value: Any, name: str, *, upper: float | None = None) -> torch.Te
     """A per-class tensor argument as float32 (or None), checked to be finite and >= 0 (and <= upper)."""
     if value is None:
         return None
-    t = torch.as_tensor(value.detach().cpu() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64))
+    t = torch.as_tensor(np.asarray(as_numpy(value), dtype=np.float64))
     t = t.to(torch.float32)
     if t.ndim > 1:
         raise ValueError(f"`{name}` must be a number or a 1-D per-class tensor, got shape {tuple(t.shape)}")
@@ -220,8 +246,9 @@ def weighted_bce_with_logits(
     Equal to ``F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weights)``,
     with class-id targets accepted.
     """
+    check_choice(reduction, "reduction", REDUCTIONS)
     y = _targets_like(logits, targets)
-    pw = None if pos_weights is None else pos_weights.to(device=logits.device, dtype=logits.dtype)
+    pw = _check_pos_weight(pos_weights, logits, "pos_weights")
     return F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction=reduction)
 
 
@@ -239,13 +266,21 @@ def focal_loss(
     number, a per-class tensor of shape ``(C,)``, or ``None`` for no weighting.
     ``pos_weight`` further multiplies the positive term, as in
     :class:`torch.nn.BCEWithLogitsLoss`.
+
+    The modulating factor ``(1 - p_t)**gamma`` is computed as
+    ``exp(gamma * log(1 - p_t))`` with ``log(1 - p_t)`` from log-sigmoids, so its
+    gradient stays finite for confident logits also when ``0 < gamma < 1``
+    (where the power's own derivative is infinite at ``p_t = 1``).
     """
+    _check_call(reduction, alpha, gamma)
     y = _targets_like(logits, targets)
-    pw = None if pos_weight is None else pos_weight.to(device=logits.device, dtype=logits.dtype)
+    pw = _check_pos_weight(pos_weight, logits, "pos_weight")
     ce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none")
-    p = torch.sigmoid(logits)
-    p_t = p * y + (1 - p) * (1 - y)
-    loss = ce * (1 - p_t).pow(gamma)
+    # log(1 - p_t) with 1 - p_t = y * sigmoid(-x) + (1 - y) * sigmoid(x); the log of a 0 target
+    # weight is -inf, which logaddexp handles (it has no gradient: targets are constants)
+    log_y, log_not_y = torch.log(y), torch.log1p(-y)
+    log_miss = torch.logaddexp(log_y + F.logsigmoid(-logits), log_not_y + F.logsigmoid(logits))
+    loss = ce * torch.exp(gamma * log_miss)
     if alpha is not None:
         a = torch.as_tensor(alpha, device=logits.device, dtype=logits.dtype)
         loss = loss * (a * y + (1 - a) * (1 - y))
@@ -263,6 +298,8 @@ def combined_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """``bce_weight * weighted BCE + focal_weight * focal loss`` (the focal term takes no ``pos_weight``)."""
+    for name, value in (("bce_weight", bce_weight), ("focal_weight", focal_weight)):
+        check_real(value, name, low=0.0)
     bce = weighted_bce_with_logits(logits, targets, pos_weights, reduction)
     focal = focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction)
     return bce_weight * bce + focal_weight * focal

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from .._io import atomic_path
@@ -157,23 +158,39 @@ def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: in
 
     For each positive label of a sample: the fraction of labels ranked at or
     above it that are positive; averaged per sample, then over samples. Rows with
-    no positive or no negative label score 1, as in sklearn. Vectorised over
-    rows in chunks (memory ``chunk_size * C * C`` bytes).
+    no positive or no negative label score 1, as in sklearn. Computed from
+    per-row ranks (one sort per row), ``chunk_size`` rows at a time: time
+    O(N C log C), memory O(chunk_size C) (not C squared).
+
+    Raises:
+        ValueError: for shapes that differ or are not ``(N, C)``, non-finite scores or non-binary targets.
     """
     s = _to_numpy(scores).astype(np.float64, copy=False)
-    y = _to_numpy(targets).astype(bool, copy=False)
-    n, c = y.shape
-    total = 0.0
-    for start in range(0, n, chunk_size):
-        ys, ss = y[start : start + chunk_size], s[start : start + chunk_size]
-        at_or_above = ss[:, None, :] >= ss[:, :, None]  # [i, j, k]: label k scores >= label j
-        rank = at_or_above.sum(axis=2)
-        positive_rank = (at_or_above & ys[:, None, :]).sum(axis=2)
-        precision = np.where(ys, positive_rank / rank, 0.0).sum(axis=1)
-        npos = ys.sum(axis=1)
-        trivial = (npos == 0) | (npos == c)
-        total += float(np.where(trivial, 1.0, precision / np.maximum(npos, 1)).sum())
-    return total / n
+    y = _to_numpy(targets)
+    if s.ndim != 2 or s.shape != y.shape or s.shape[0] == 0:
+        raise ValueError(f"`targets` and `scores` must both have shape (N, C), N > 0, got {y.shape} and {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("`scores` must be finite, got NaN or inf")
+    if ((y != 0) & (y != 1)).any():
+        raise ValueError("`targets` must be multi-hot (0 or 1)")
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    y = y.astype(bool)
+    total = sum(_lrap_sum(y[i : i + chunk_size], s[i : i + chunk_size]) for i in range(0, y.shape[0], chunk_size))
+    return float(total / y.shape[0])
+
+
+def _lrap_sum(y: np.ndarray, s: np.ndarray) -> float:
+    """The sum over rows of label ranking average precision, from per-row ranks."""
+    c = y.shape[1]
+    npos = y.sum(axis=1)
+    # labels scoring at or above label j: c - (labels scoring below it); "min" ranks count those below, plus one
+    at_or_above = c + 1 - rankdata(s, method="min", axis=1)
+    # positives at or above a positive j: the same count inside the positives (negatives ranked at -inf)
+    positives = np.where(y, s, -np.inf)
+    pos_at_or_above = npos[:, None] + (c - npos)[:, None] + 1 - rankdata(positives, method="min", axis=1)
+    precision = np.where(y, pos_at_or_above / at_or_above, 0.0).sum(axis=1)
+    trivial = (npos == 0) | (npos == c)
+    return float(np.where(trivial, 1.0, precision / np.maximum(npos, 1)).sum())
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -284,12 +301,19 @@ class MetricsTracker:
         self.num_samples = 0
 
     def update(self, predictions: Any, targets: Any) -> None:
-        """Add one batch of ``(B, C)`` predictions and targets."""
+        """Add one batch of ``(B, C)`` predictions and targets (multi-hot: 0 or 1).
+
+        Raises:
+            ValueError: for another shape, or targets that are not 0 or 1 (as :func:`compute_metrics`).
+        """
         p, y = _to_numpy(predictions), _to_numpy(targets)
         if p.ndim != 2 or p.shape[1] != self.num_classes or p.shape != y.shape:
             raise ValueError(
                 f"`predictions` and `targets` must both have shape (B, {self.num_classes}), got {p.shape} and {y.shape}"
             )
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            raise ValueError(f"`targets` must be multi-hot (0 or 1), got {y[bad][0].item()!r}")
         self._predictions.append(p.copy())
         self._targets.append(y.astype(np.int8))
         self.num_samples += p.shape[0]
