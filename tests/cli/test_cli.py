@@ -180,3 +180,71 @@ def test_inspect_piped_keeps_long_names_whole_and_json_floats_short(tmp_path):
     raw = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True).stdout
     shares = [row["requested"] for row in json.loads(raw)["sources"]]
     assert shares == [0.4, 0.6] and "0.39999" not in raw and "0.60000" not in raw
+
+
+# -- reliability (#19): one line, never a traceback; no write outside --out; no leak between splits -------------
+
+
+def test_duplicate_image_ids_are_an_error_or_kept_together(tmp_path, capsys):
+    rows = _nih_csv(tmp_path / "Data_Entry.csv", n=200)
+    with open(tmp_path / "dup.csv", "w", newline="") as fh:  # 50 images listed twice
+        w = csv.writer(fh)
+        w.writerow(["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender"])
+        w.writerows(rows + rows[:50])
+    assert main(["split", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "50 image id(s) appear on more than one row" in err and "--group-duplicates" in err
+    assert main(["split", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "b"), "--group-duplicates"]) == 0
+    splits = {name: {r[0] for r in _read(tmp_path / "b" / f"{name}.csv")[1:]} for name in ("train", "val", "test")}
+    assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"])  # no image in two
+    assert not (splits["val"] & splits["test"])
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["split", "{csv}", "--out", "{file}/sub"], "Not a directory"),
+        (["split", "{csv}", "--out", "{tmp}/o", "--names", "a", "../../x", "c"], "--names must be plain file names"),
+        (["demo", "--out", "{file}/sub", "--epochs", "1"], "Not a directory"),
+        (["inspect", "{config}", "--plot", "{tmp}"], "--plot must be the path of a PNG file to write, got the folder"),
+        (["inspect", "{config}", "--plot", "{file}/x.png"], "Not a directory"),
+        (["store", "build", "{tmp}/s", "--from-npz", "{file}"], "is not an .npz file"),
+        (["store", "build", "{tmp}/s", "--from-npz", "{truncated}"], "is not an .npz file"),
+        (["store", "info", "{corrupt}"], "file is not a database"),
+        (["store", "sync-labels", "{corrupt}"], "file is not a database"),
+        (["split", "{latin1}", "--out", "{tmp}/o"], "is not UTF-8 text"),
+    ],
+    ids=[
+        "out-through-file",
+        "names-escape",
+        "demo-out",
+        "plot-dir",
+        "plot-through-file",
+        "npz-not-zip",
+        "npz-truncated",
+        "store-info-corrupt",
+        "sync-corrupt",
+        "csv-latin1",
+    ],
+)
+def test_bad_paths_and_files_are_one_line_errors(tmp_path, capsys, args, says):
+    _nih_csv(tmp_path / "labels.csv", n=60)
+    (tmp_path / "file").write_text("not a folder")
+    np.savez(tmp_path / "good.npz", base_embeddings=np.ones((4, 2)))
+    (tmp_path / "truncated.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:-30])
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "dataset.db").write_bytes(b"this is not sqlite" * 100)
+    (tmp_path / "latin1.csv").write_bytes("Image Index,Finding Labels\nx.png,Caf\xe9\n".encode("latin-1"))
+    places = {
+        "csv": tmp_path / "labels.csv",
+        "file": tmp_path / "file",
+        "tmp": tmp_path,
+        "truncated": tmp_path / "truncated.npz",
+        "corrupt": tmp_path / "corrupt",
+        "latin1": tmp_path / "latin1.csv",
+        "config": EXAMPLES / "configs/pipeline.yaml",
+    }
+    code = main([a.format(**places) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mixweave: error: ") and says in err and err.count("\n") == 1, err
+    assert not (tmp_path.parent / "x.csv").exists() and not list(tmp_path.glob("*.png"))  # nothing written astray

@@ -460,3 +460,59 @@ def test_describe_round_trips_through_safe_load(tmp_path: Path) -> None:
     assert text.startswith("# session Allen_2022-02-16 from ")
     assert list(yaml.safe_load_all(text)) == configs
     assert textwrap.dedent(text) == text
+
+
+# -- reliability (#19): no hang, no recursion error, no unbounded message ----------------------------------------
+
+
+def _list_bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _map_bomb(levels: int = 9) -> str:
+    lines = ["m0: &m0 {" + ", ".join(f"k{j}: 1" for j in range(10)) + "}"]
+    for i in range(1, levels + 1):
+        inner = ", ".join(f"k{j}: *m{i - 1}" for j in range(10))
+        lines.append(f"m{i}: &m{i} {{{inner}}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(20)
+def test_alias_bombs_are_refused_fast(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text(_list_bomb() + "sources: [{type: csv, csv: x, images: y, label_names: *a9}]\n")
+    with pytest.raises(ConfigError, match=r"list\.yaml: expands to more than 1,000,000 values through YAML aliases"):
+        load_yaml(tmp_path / "list.yaml")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "p.yaml").write_text(_map_bomb() + "session_dir: s\nsessions: [a]\nrequired_keys: []\n")
+    (tmp_path / "s" / "a.yaml").write_text("m9: {k0: 2}\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml: expands to more than 1,000,000 values"):
+        load_dataset_configs(tmp_path / "p.yaml")
+    small = _list_bomb(levels=4)  # 10^5 values through aliases: legal, loaded
+    (tmp_path / "ok.yaml").write_text(small)
+    assert len(load_yaml(tmp_path / "ok.yaml")["a4"]) == 10
+
+
+def test_deep_nesting_long_extends_chains_and_bad_text_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: is nested too deeply to read"):
+        load_yaml(tmp_path / "deep.yaml")
+    for i in range(100):
+        (tmp_path / f"c{i}.yaml").write_text(f"extends: c{i + 1}.yaml\nv{i}: 1\n" if i < 99 else "v99: 1\n")
+    with pytest.raises(ConfigError, match=r"`extends`: `extends` chains more than 64 files"):
+        load_yaml_with_extends(tmp_path / "c0.yaml")
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: is not UTF-8 text \(invalid continuation byte at byte 9\)"):
+        load_yaml(tmp_path / "latin1.yaml")
+
+
+def test_unusual_but_valid_python_input_gets_named_errors(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="`base` must be a mapping, got list"):
+        deep_merge([], {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`override` must be a mapping, got str"):
+        deep_merge({}, "x")  # type: ignore[arg-type]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "p.yaml").write_text("session_dir: s\nsessions: [{name: a, 3: x}]\n")
+    with pytest.raises(ConfigError, match=r"`sessions\[0\]`: unknown key\(s\) \['3'\]"):  # was: '<' not supported
+        load_dataset_configs(tmp_path / "p.yaml")

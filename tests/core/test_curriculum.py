@@ -96,3 +96,10 @@ def test_update_accepts_numpy_and_zero_dim_tensor_losses():
     for loss in (np.float32(1.0), np.float64(1.0), torch.tensor(0.5), np.array(0.5)):
         mixed.update(loss)
     assert mixed.state_dict() == plain.state_dict()
+
+
+def test_a_state_with_a_nan_best_is_refused():
+    state = CurriculumState()
+    with pytest.raises(ValueError, match=r"`state_dict\['best'\]` must be a number, got nan"):
+        state.load_state_dict({"phase": "expand", "best": float("nan"), "bad_epochs": 0})
+    assert state.phase == "warmup"  # nothing was restored

@@ -119,3 +119,17 @@ def test_kfold_arguments_are_checked():
         MultilabelStratifiedKFold(3, random_state=0)
     with pytest.raises(ValueError, match="`n_splits` must be an int >= 2"):
         MultilabelStratifiedKFold(1)
+
+
+def test_indivisible_groups_that_make_the_fractions_impossible_warn():
+    rng = np.random.default_rng(0)
+    labels = rng.random((1000, 3)) < 0.2
+    groups = np.where(np.arange(1000) < 950, 0, np.arange(1000))  # one group holds 95% of the rows
+    with pytest.warns(UserWarning, match=r"split sizes \[9\d\d, \d+, \d+\] are shares .* not the requested \[0\.7"):
+        parts = multilabel_split(labels, (0.7, 0.15, 0.15), groups=groups)
+    assert sum(p.size for p in parts) == 1000
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ordinary groups: no warning
+        multilabel_split(labels, (0.7, 0.15, 0.15), groups=np.arange(1000) // 4)

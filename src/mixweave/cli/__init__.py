@@ -5,7 +5,9 @@ public API only.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+import zipfile
 from collections.abc import Sequence
 
 from .._version import __version__
@@ -40,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
-    except (CLIError, ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+    except (CLIError, ValueError, TypeError, OSError, sqlite3.Error, zipfile.BadZipFile) as exc:
+        # OSError: missing files, a path through a file (NotADirectoryError), no permission, a full disk;
+        # sqlite3.Error: a damaged store database; BadZipFile: a truncated .npz
         print(f"mixweave: error: {exc}", file=sys.stderr)
         return 2
 

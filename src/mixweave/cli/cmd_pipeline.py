@@ -17,7 +17,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     if not Path(args.config).is_file():  # before the imports below, which load torch
         raise FileNotFoundError(f"config file not found: {args.config}")
-
+    if args.plot and Path(args.plot).is_dir():
+        raise CLIError(f"--plot must be the path of a PNG file to write, got the folder {args.plot}")
     from ..pipeline import from_config
     from ..pipeline.inspect import plot_shares
 

@@ -18,6 +18,9 @@ def _split_names(names: Sequence[str] | None, k: int) -> list[str]:
             raise CLIError(f"--names must give {k} names, one per fraction, got {len(names)}")
         if len(set(names)) != k:
             raise CLIError(f"--names must be distinct, got {list(names)}")
+        for name in names:  # file names inside --out, never a path out of it
+            if not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).name != name:
+                raise CLIError(f"--names must be plain file names (no folder, no '..'), got {name!r}")
         return list(names)
     return {2: ["train", "test"], 3: ["train", "val", "test"]}.get(k, [f"split{i + 1}" for i in range(k)])
 
@@ -37,6 +40,19 @@ def _cmd_split(args: argparse.Namespace) -> int:
     groups = None
     if args.group_column:
         groups = np.asarray(table.column(args.group_column))
+    ids = np.asarray(table.image_ids)
+    unique_ids, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        repeated = unique_ids[counts > 1]
+        if not args.group_duplicates:
+            raise CLIError(
+                f"{args.csv}: {repeated.size} image id(s) appear on more than one row, e.g. {repeated[:3].tolist()}; "
+                "split rows of one image apart and they leak between splits. Remove the duplicates, or pass "
+                "--group-duplicates to keep each image's rows in one split"
+            )
+        # one group per image, merged with --group-column: rows of an image share the group of its first row
+        key = np.unique(ids, return_inverse=True)[1]
+        groups = key if groups is None else np.unique(groups, return_inverse=True)[1][first][key]
     parts = multilabel_split(table.labels, args.fractions, seed=args.seed, groups=groups)
     out = Path(args.out)
     written = [write_label_csv(out / f"{name}.csv", table, idx) for name, idx in zip(names, parts, strict=True)]
@@ -84,6 +100,11 @@ def add_parser(sub: Any) -> None:
     split.add_argument("--out", required=True, help="folder for the split CSVs (created if missing)")
     split.add_argument("--names", nargs="+", metavar="NAME", help="file names of the splits (default: train val test)")
     split.add_argument("--group-column", help="column whose groups (e.g. 'Patient ID') must not span two splits")
+    split.add_argument(
+        "--group-duplicates",
+        action="store_true",
+        help="keep the rows of an image id listed more than once in one split (default: such rows are an error)",
+    )
     split.add_argument("--labels", nargs="+", metavar="LABEL", help="label names/columns (default: detected)")
     split.add_argument("--image-column", help="column of image file names (default: detected)")
     split.add_argument("--seed", type=int, default=0, help="seed of the tie-breaking order (default: 0)")

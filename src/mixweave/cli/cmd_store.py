@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ def _cmd_store_build(args: argparse.Namespace) -> int:
     path = Path(args.npz)
     if not path.is_file():
         raise FileNotFoundError(f"--from-npz: no such file {path}")
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"--from-npz: {path} is not an .npz file (numpy.savez writes a zip archive)")
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         unknown = sorted(keys - set(_NPZ_ARRAYS) - set(_NPZ_TEXT))

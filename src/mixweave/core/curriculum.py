@@ -171,8 +171,13 @@ class CurriculumState:
         for key in ("phase", "best", "bad_epochs"):
             if key not in state_dict:
                 raise ValueError(f"`state_dict` is missing key {key!r}")
+        best = (
+            math.inf
+            if state_dict["best"] is None
+            else check_real(state_dict["best"], "state_dict['best']", finite=False)
+        )
         self.set_phase(state_dict["phase"])
-        self.best = math.inf if state_dict["best"] is None else float(state_dict["best"])
+        self.best = best
         self.bad_epochs = check_int(state_dict["bad_epochs"], "state_dict['bad_epochs']", minimum=0)
 
     def __repr__(self) -> str:

@@ -124,12 +124,15 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and non-empty rows of a CSV, each row as wide as the header."""
     if not path.is_file():
         raise FileNotFoundError(f"label CSV not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path} is empty: expected a header row")
-        rows = [row for row in reader if row]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise ValueError(f"{path} is empty: expected a header row")
+            rows = [row for row in reader if row]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not rows:
         raise ValueError(f"{path} has a header but no rows: the split is empty")
     width = len(header)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from .._validation import check_bool, check_int, check_weights
+from .._validation import check_bool, check_int, check_weights, warn
 from ..core.draw import largest_remainder
 from ..core.weights import as_multihot
 
@@ -108,7 +108,25 @@ def multilabel_split(
     row_split = split[item_of_row]
     sort = np.argsort(row_split, kind="stable")
     bounds = np.searchsorted(row_split[sort], np.arange(k + 1))
-    return [sort[bounds[s] : bounds[s + 1]].astype(np.int64) for s in range(k)]
+    parts = [sort[bounds[s] : bounds[s + 1]].astype(np.int64) for s in range(k)]
+    _warn_if_sizes_drift(np.array([p.size for p in parts]), f, groups is not None)
+    return parts
+
+
+#: How far (as a share of all rows) a split's size may drift from its fraction before a warning.
+SIZE_TOLERANCE = 0.05
+
+
+def _warn_if_sizes_drift(sizes: np.ndarray, fractions: np.ndarray, grouped: bool) -> None:
+    """Groups are indivisible: one holding most rows makes the requested fractions impossible. Say so."""
+    shares = sizes / sizes.sum()
+    if np.abs(shares - fractions).max() > SIZE_TOLERANCE:
+        cause = " (groups cannot be divided: is one group most of the rows?)" if grouped else ""
+        warn(
+            f"split sizes {sizes.tolist()} are shares {np.round(shares, 3).tolist()}, not the requested "
+            f"{np.round(fractions, 3).tolist()}{cause}",
+            stacklevel=3,
+        )
 
 
 def _items(hot: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,7 +31,11 @@ from .format import (
     LABEL_SEQ_FILE,
     LABEL_TYPES,
     MMAP_MODES,
+    connect,
+    identity,
+    is_read_only,
     label_rows,
+    missing_store_message,
     open_embeddings,
     read_layout,
     select_rows,
@@ -49,8 +53,6 @@ from .labels import (
 from .writer import write_store
 
 __all__ = ["ClusterLabeledDataset"]
-
-_SQLITE_MMAP_BYTES = 1 << 30
 
 
 class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
@@ -131,7 +133,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         self.dataset_dir = Path(dataset_dir)
         self.db_path = self.dataset_dir / DB_FILE
         if not self.db_path.is_file():
-            raise FileNotFoundError(f"no {DB_FILE} in {self.dataset_dir}: not a cluster store (or a wrong path)")
+            raise FileNotFoundError(missing_store_message(self.dataset_dir))
+        self.read_only = is_read_only(self.db_path)
+        self._identity = identity(self.db_path)
         con = self._connect()
         try:
             layout = read_layout(con, self.db_path, allow_pickle=self.allow_pickle)
@@ -149,10 +153,18 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
 
     # -- opening --------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        uri = f"{self.db_path.resolve().as_uri()}?mode=rw"
-        con = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=True)
-        con.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")  # random row lookups read mapped pages, not pread()
-        return con
+        return connect(self.db_path, read_only=self.read_only)
+
+    def _check_writable(self) -> None:
+        """Refuse a write that would go astray: to a read-only store, or to one rebuilt since it was opened."""
+        if self.read_only:
+            raise PermissionError(f"{self.dataset_dir} is read-only for this process: labels cannot be changed")
+        if not self.db_path.is_file() or identity(self.db_path) != self._identity:
+            raise RuntimeError(
+                f"the store at {self.dataset_dir} was replaced (rebuilt with overwrite=True?) after this dataset "
+                "opened it; a write now would split between the old database and the new files. "
+                "Open it again: ClusterLabeledDataset(dataset_dir)"
+            )
 
     def _open_embeddings(self, key: str) -> np.ndarray:
         path = self.dataset_dir / EMBEDDING_FILES[key]
@@ -399,11 +411,12 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
                 finite, non-negative numbers.
             KeyError: if no sample has ``sample_id``.
         """
-        sample_id = check_int(sample_id, "sample_id")
+        sample_id = check_int(sample_id, "sample_id", minimum=-(2**63), maximum=2**63 - 1)  # SQLite's INTEGER
         given = zip(LABEL_COLUMNS, (source_label, steering_label, combined_label), strict=True)
         new = {column: value for column, value in given if value is not None}
+        self._check_writable()
         writer = LabelArrayWriter(self.dataset_dir, self._codec) if self.has_label_array else None
-        replace_labels(self._con(), self._layout, writer, sample_id, new)
+        replace_labels(self._con(), self._layout, writer, sample_id, new, self._check_writable)
         self._cache.invalidate(self._layout.index_of(sample_id))
 
     def sync_label_array(self) -> None:
@@ -417,6 +430,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         renamed into place. Readers in other processes that opened the store
         before it had an array keep reading labels from SQLite.
         """
+        self._check_writable()
         con = self._con()
         if self.has_label_array:
             rewrite_label_array(con, self.dataset_dir, self._codec)

@@ -56,8 +56,12 @@ __all__ = [
     "as_matrix",
     "blobs",
     "check_labels",
+    "connect",
     "fsync_path",
+    "identity",
+    "is_read_only",
     "label_rows",
+    "missing_store_message",
     "npy_header",
     "open_embeddings",
     "read_layout",
@@ -414,3 +418,49 @@ def select_rows(con: sqlite3.Connection, columns: Sequence[str], ids: np.ndarray
         where[np.argsort(ids, kind="stable")] = np.argsort(got, kind="stable")
         fetched = [fetched[j] for j in where.tolist()]
     return fetched
+
+
+# --------------------------------------------------------------------------- connecting
+_SQLITE_MMAP_BYTES = 1 << 30
+
+
+def connect(db_path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection to a store's database: read-write, or read-only for stores on read-only media.
+
+    A read-only store (a read-only mount, or files and folder of another user
+    without write permission) is opened with SQLite's ``immutable`` flag: SQLite
+    can then read it without creating the ``-wal``/``-shm`` files it cannot write.
+    """
+    query = "mode=ro&immutable=1" if read_only else "mode=rw"
+    con = sqlite3.connect(
+        f"{db_path.resolve().as_uri()}?{query}", uri=True, timeout=30.0, isolation_level=None, check_same_thread=True
+    )
+    con.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")  # random row lookups read mapped pages, not pread()
+    return con
+
+
+def is_read_only(db_path: Path) -> bool:
+    """Whether this process cannot write the store: its database, its folder (SQLite writes beside it) or the mount."""
+    folder = db_path.parent
+    if not (os.access(db_path, os.W_OK) and os.access(folder, os.W_OK)):
+        return True
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def identity(db_path: Path) -> tuple[int, int]:
+    """Device and inode of the database file: a store rebuilt in place (``overwrite=True``) has another."""
+    st = os.stat(db_path)
+    return st.st_dev, st.st_ino
+
+
+def missing_store_message(dataset_dir: Path) -> str:
+    """Why there is no store at ``dataset_dir``, pointing at a version an interrupted overwrite left aside."""
+    survivors = sorted(dataset_dir.parent.glob(f".{dataset_dir.name}.replaced-*"), key=lambda p: p.stat().st_mtime)
+    survivors = [p for p in survivors if (p / DB_FILE).is_file()]
+    if survivors:
+        return (
+            f"no {DB_FILE} in {dataset_dir}, but the previous version of this store survives in {survivors[-1]}: "
+            f"a rebuild with overwrite=True was interrupted between its two renames. Move it back "
+            f"(os.rename({str(survivors[-1])!r}, {str(dataset_dir)!r})) or build the store again"
+        )
+    return f"no {DB_FILE} in {dataset_dir}: not a cluster store (or a wrong path)"

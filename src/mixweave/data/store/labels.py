@@ -106,7 +106,16 @@ def read_array_labels(seq: np.ndarray, view: np.ndarray, rows: Any) -> np.ndarra
         return None
     picked = view[rows]  # fancy indexing copies; one row is a view, so copy it
     out = picked.copy() if isinstance(rows, (int, np.integer)) else picked
-    return out if int(seq[0]) == before else None
+    if int(seq[0]) != before:
+        return None
+    if not np.isfinite(out).all():  # the array was damaged outside mixweave: SQLite holds the record
+        warn(
+            "the label array (labels.npy) holds non-finite values: labels are read from SQLite; "
+            "`mixweave store sync-labels DIR` rewrites the array",
+            stacklevel=5,
+        )
+        return None
+    return out
 
 
 class LabelArrayWriter:
@@ -209,8 +218,12 @@ def replace_labels(
     writer: LabelArrayWriter | None,
     sample_id: int,
     new: Mapping[str, Any],
+    check: Callable[[], None] = lambda: None,
 ) -> None:
     """Set the label columns ``new`` (``"source_label"`` -> values, ...) of one sample in SQLite and the array.
+
+    ``check`` runs inside the write transaction, before anything is written
+    (the dataset checks there that its store was not replaced meanwhile).
 
     Raises:
         ValueError: if ``new`` is empty, or a label is not ``n_clusters`` finite, non-negative numbers.
@@ -223,6 +236,7 @@ def replace_labels(
         check_labels(value[None], column)
 
     def update() -> None:
+        check()
         assignments = ", ".join(f"{c} = ?" for c in values)
         blobs = [layout.codec.encode(v) for v in values.values()]
         changed = con.execute(f"UPDATE samples SET {assignments} WHERE sample_id = ?", (*blobs, sample_id)).rowcount

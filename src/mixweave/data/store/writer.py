@@ -88,25 +88,32 @@ class StoreWriter:
         self.dataset_dir.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dataset_dir.name}.building-", dir=self.dataset_dir.parent))
         self._files: dict[str, BinaryIO] = {}
-        for key, name in EMBEDDING_FILES.items():
-            f = open(self._tmp / name, "wb")  # noqa: SIM115 - closed in close()/abort()
-            f.write(npy_header(0, self.embedding_dim))
-            self._files[key] = f
-        self._files["labels"] = open(self._tmp / LABEL_ARRAY_FILE, "wb")  # noqa: SIM115 - closed in close()/abort()
-        self._files["labels"].write(npy_header(0, len(LABEL_TYPES), self.n_clusters))
-        self._con = sqlite3.connect(self._tmp / DB_FILE, isolation_level=None)
-        self._con.executescript(SCHEMA)
-        self._con.execute("PRAGMA synchronous=OFF")  # a crash discards the temporary directory anyway
-        self._con.execute("BEGIN")
-        self.num_rows = 0
         self._closed = False
         self._progress: Any = None
+        try:
+            self._con = self._start_files()
+        except BaseException:  # a full disk already here: nothing half-built stays behind
+            self.abort()
+            raise
+        self.num_rows = 0
         if progress or (progress is None and total is not None and total >= _PROGRESS_ROWS):
             from rich.progress import Progress
 
             self._progress = Progress(transient=True)
             self._progress.start()
             self._task = self._progress.add_task(f"building {self.dataset_dir.name}", total=total)
+
+    def _start_files(self) -> sqlite3.Connection:
+        for key, name in EMBEDDING_FILES.items():
+            self._files[key] = open(self._tmp / name, "wb")  # noqa: SIM115 - closed in finish()/abort()
+            self._files[key].write(npy_header(0, self.embedding_dim))
+        self._files["labels"] = open(self._tmp / LABEL_ARRAY_FILE, "wb")  # noqa: SIM115 - closed in finish()/abort()
+        self._files["labels"].write(npy_header(0, len(LABEL_TYPES), self.n_clusters))
+        con = sqlite3.connect(self._tmp / DB_FILE, isolation_level=None)
+        con.executescript(SCHEMA)
+        con.execute("PRAGMA synchronous=OFF")  # a crash discards the temporary directory anyway
+        con.execute("BEGIN")
+        return con
 
     def append(
         self,
@@ -221,12 +228,15 @@ class StoreWriter:
     def abort(self) -> None:
         """Discard everything written so far; ``dataset_dir`` is left as it was."""
         self._closed = True
-        self._stop_progress()
-        for f in self._files.values():
-            f.close()
-        with contextlib.suppress(sqlite3.Error):
-            self._con.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self._stop_progress()
+            for f in self._files.values():
+                with contextlib.suppress(OSError):  # a full disk fails again when the buffer is flushed
+                    f.close()
+            with contextlib.suppress(sqlite3.Error, AttributeError):  # AttributeError: no connection yet
+                self._con.close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)  # whatever happened, nothing half-built stays behind
 
     def _stop_progress(self) -> None:
         if self._progress is not None:
@@ -334,8 +344,7 @@ def write_store(
             hi = min(lo + BUILD_CHUNK, n)
             chunk = {k: (None if v is None else list(v[lo:hi])) for k, v in meta.items()}
             src = np.asarray(source_labels[lo:hi])
-            off_simplex += int((np.abs(np.asarray(src, dtype=np.float64).sum(axis=1) - 1) > 1e-3).sum())
-            writer.append(
+            writer.append(  # checks every argument first (names it, e.g. string labels)
                 base[lo:hi],
                 steering_embeddings[lo:hi],
                 src,
@@ -343,6 +352,7 @@ def write_store(
                 None if combined_labels is None else combined_labels[lo:hi],
                 **chunk,
             )
+            off_simplex += int((np.abs(np.asarray(src, dtype=np.float64).sum(axis=1) - 1) > 1e-3).sum())
         if off_simplex:
             warn(f"{off_simplex} of {n} rows of `source_labels` do not sum to 1; stored as given", stacklevel=4)
     return Path(dataset_dir)
