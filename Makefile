@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # A second environment for MosaicML Streaming, which tests/test_peers.py compares against: it needs
 # torchvision, hence a torch of its own (a CUDA build from PyPI, about 6 GB), so it cannot share .venv.
+# Only `make test-peers` builds it; `make test` never does.
 PEERS_VENV ?= .venv-peers
 PEERS_SPEC ?= torch==2.14.1 torchvision==0.29.1 mosaicml-streaming==0.13.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install peers demo test lint typecheck check bench clean
+.PHONY: install peers demo test test-peers lint typecheck check bench clean
 
 # The package alone (enough for `make demo`), then the test and integration extras (for `make test`).
 $(CORE_STAMP): pyproject.toml
@@ -39,8 +40,14 @@ peers: $(PEERS_STAMP)
 demo: $(CORE_STAMP)
 	$(BIN)/mixweave demo
 
-test: $(STAMP) $(PEERS_STAMP)
+test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's comparison with HF datasets, torchdata and MosaicML Streaming, checked against the peers
+# themselves: installs the `peers` extra and builds .venv-peers (about 6 GB on first run).
+test-peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[peers]"
+	$(BIN)/python -m pytest -m peers tests/test_peers.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples docs

@@ -387,3 +387,18 @@ def test_sampler_checkpoint_needs_a_mixweave_sampler_and_has_its_own_state_key()
         SamplerCheckpoint(RandomSampler(range(3)))
     a, b = SamplerCheckpoint(WeightedSampler([1.0, 2.0]), state_key="train"), SamplerCheckpoint(WeightedSampler([1.0]))
     assert (a.state_key, b.state_key) == ("train", "mixweave_sampler")
+
+
+@pytest.mark.slow
+def test_two_curriculum_callbacks_keep_their_own_state_in_one_checkpoint(tmp_path):
+    from mixweave.integrations.lightning import CurriculumCallback
+
+    first, second = CurriculumState(patience=1), CurriculumState(patience=1)
+    first.set_phase("robust")
+    callbacks = [CurriculumCallback(first, state_key="a"), CurriculumCallback(second, state_key="b")]
+    data = TensorDataset(torch.arange(20).float()[:, None], torch.arange(20))
+    trainer = _fit(tmp_path, _indices_module({}), DataLoader(data, batch_size=10), callbacks=callbacks, max_epochs=1)
+    trainer.save_checkpoint(tmp_path / "two.ckpt")
+    saved = torch.load(tmp_path / "two.ckpt", weights_only=False)["callbacks"]
+    assert saved["a"]["curriculum"]["phase"] == "robust" and saved["b"]["curriculum"]["phase"] == "warmup"
+    assert CurriculumCallback(first).state_key != CurriculumCallback(first, "val_auc").state_key  # by monitor

@@ -44,6 +44,8 @@ class CurriculumCallback(pl.Callback):
         reset_early_stopping_on_phase_change: when a new phase starts, restart
             the patience of the trainer's ``EarlyStopping`` callbacks (the data
             just changed, so the old plateau says nothing about the new one).
+        state_key: the key of this callback's state in a checkpoint (default:
+            the class and ``monitor``); two curricula in one run need two keys.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class CurriculumCallback(pl.Callback):
         monitor: str = "val_loss",
         *,
         reset_early_stopping_on_phase_change: bool = False,
+        state_key: str | None = None,
     ) -> None:
         if not isinstance(curriculum_state, CurriculumState):
             raise TypeError(f"`curriculum_state` must be a CurriculumState, got {type(curriculum_state).__name__}")
@@ -59,6 +62,12 @@ class CurriculumCallback(pl.Callback):
         self.monitor = monitor
         self.reset_early_stopping_on_phase_change = bool(reset_early_stopping_on_phase_change)
         self.history: list[tuple[int, str]] = []
+        self._state_key = self._generate_state_key(monitor=monitor) if state_key is None else str(state_key)
+
+    @property
+    def state_key(self) -> str:
+        """This callback's key in a checkpoint: by default it includes ``monitor``; give each curriculum its own."""
+        return self._state_key
 
     @classmethod
     def from_config(
