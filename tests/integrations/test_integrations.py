@@ -37,8 +37,6 @@ def _fit(tmp_path, module, *loaders, callbacks=(), max_epochs=3, datamodule=None
 
 @pytest.mark.slow
 def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
-    import lightning.pytorch as pl
-
     from mixweave.integrations.lightning import CurriculumCallback
 
     state = CurriculumState(patience=1)
@@ -46,26 +44,10 @@ def test_curriculum_callback_advances_phases_in_a_real_trainer(tmp_path):
     data = TensorDataset(torch.arange(300).float()[:, None], torch.arange(300))
     seen: dict[int, list[int]] = {}
 
-    class Tiny(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.Linear(1, 1)
-
-        def training_step(self, batch, _):
-            x, idx = batch
-            seen.setdefault(self.current_epoch, []).extend(idx.tolist())
-            return self.layer(x).pow(2).mean()
-
-        def validation_step(self, batch, _):
-            self.log("val_loss", torch.tensor(1.0))  # a plateau from the start
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.0)
-
     callback = CurriculumCallback(state, monitor="val_loss")
     _fit(
         tmp_path,
-        Tiny(),
+        _indices_module(seen, val_loss=1.0, lr=0.0),  # a plateau from the start
         DataLoader(data, batch_size=100, sampler=sampler),
         DataLoader(data, batch_size=100),
         callbacks=[callback],
@@ -310,7 +292,9 @@ def test_stateful_dataloader_resumes_at_every_step(case, num_workers):
         assert flat(resumed) == epochs[1], f"epoch after the resume (stop {stop})"
 
 
-def _indices_module(seen):
+def _indices_module(seen, *, val_loss=None, lr=0.01):
+    """A one-weight module recording the row indices of every training batch per epoch (``seen``);
+    with ``val_loss``, its validation step logs that constant."""
     import lightning.pytorch as pl
 
     class Recorder(pl.LightningModule):
@@ -323,8 +307,12 @@ def _indices_module(seen):
             seen.setdefault(self.current_epoch, []).extend(idx.tolist())
             return self.layer(x).pow(2).mean()
 
+        def validation_step(self, batch, _):
+            if val_loss is not None:
+                self.log("val_loss", torch.tensor(val_loss))
+
         def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.01)
+            return torch.optim.SGD(self.parameters(), lr=lr)
 
     return Recorder()
 
