@@ -390,3 +390,31 @@ def test_two_curriculum_callbacks_keep_their_own_state_in_one_checkpoint(tmp_pat
     saved = torch.load(tmp_path / "two.ckpt", weights_only=False)["callbacks"]
     assert saved["a"]["curriculum"]["phase"] == "robust" and saved["b"]["curriculum"]["phase"] == "warmup"
     assert CurriculumCallback(first).state_key != CurriculumCallback(first, "val_auc").state_key  # by monitor
+
+
+@pytest.mark.parametrize("stop", [0, 1, 3, 7, 8])
+def test_samplers_under_torchdata_nodes_resume_from_the_loaders_state(stop):
+    """SamplerWrapper + Batcher + Loader (torchdata.nodes): restored from Loader.state_dict() after `stop`
+    batches, the rest of the epoch and the next epoch are the sampler's plans."""
+    from torchdata.nodes import Batcher, Loader, SamplerWrapper
+
+    from mixweave import WeightedSampler
+
+    weights = np.linspace(0.1, 1.0, 50)
+
+    def loader():
+        sampler = WeightedSampler(weights, num_samples=30, seed=4)
+        return Loader(Batcher(SamplerWrapper(sampler), batch_size=4, drop_last=False))
+
+    plans = WeightedSampler(weights, num_samples=30, seed=4)
+    first = loader()
+    it = iter(first)
+    seen = [i for _ in range(stop) for i in next(it)]
+    restored = loader()
+    restored.load_state_dict(first.state_dict())
+    rest = [i for batch in restored for i in batch]
+    if stop == 8:  # every batch of the epoch was taken: torchdata's rule is to go on with the next epoch
+        assert seen == plans.plan(0).tolist() and rest == plans.plan(1).tolist()
+        return
+    assert seen + rest == plans.plan(0).tolist()  # 8 batches: 7 of 4 and a last one of 2
+    assert [i for batch in restored for i in batch] == plans.plan(1).tolist()
