@@ -339,3 +339,49 @@ def test_ddp_recipe_killed_with_sigkill_resumes_on_any_number_of_ranks(tmp_path,
     assert trained == sorted(plan.tolist() + plan[:padding].tolist())  # no row twice, none missing
     steps = {e["step"] for e in after if e["rank"] == 0}
     assert steps == set(range(saved["step"] + 1, max(steps) + 1))  # the steps go on from the checkpoint
+
+
+def _tracker_worker(rank, world, init_file, out_dir):
+    from mixweave import MetricsTracker
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        predictions, targets = _evaluation_set()
+        tracker = MetricsTracker(4)
+        mine = np.arange(rank, predictions.shape[0], world)  # this rank's share, as a DistributedSampler gives
+        for batch in np.array_split(mine, 3 + rank):  # uneven batches, uneven counts
+            tracker.update(predictions[batch], targets[batch])
+        gathered, local = tracker.compute(), tracker.compute(sync=False)
+        np.savez(
+            f"{out_dir}/rank{rank}.npz",
+            auc=gathered["auc_macro"],
+            f1=gathered["f1_micro"],
+            lrap=gathered["label_ranking_ap"],
+            local_auc=local["auc_macro"],
+        )
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _evaluation_set():
+    rng = np.random.default_rng(5)
+    targets = (rng.random((301, 4)) < [0.4, 0.2, 0.1, 0.05]).astype(np.int8)
+    targets[:4] = np.eye(4, dtype=np.int8)
+    predictions = np.clip(0.35 * targets + rng.random((301, 4)) * 0.65, 0, 1)
+    return predictions, targets
+
+
+@pytest.mark.slow
+def test_metrics_tracker_gathers_every_rank_before_computing(tmp_path):
+    from mixweave import compute_metrics
+
+    world = 2
+    mp.spawn(_tracker_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world, join=True)
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(world)]
+    whole = compute_metrics(*_evaluation_set())  # one process, every row
+    for result in ranks:  # every rank computes the metrics of the whole set, as one process would
+        assert float(result["auc"]) == pytest.approx(whole["auc_macro"], rel=1e-12)
+        assert float(result["f1"]) == pytest.approx(whole["f1_micro"], rel=1e-12)
+        assert float(result["lrap"]) == pytest.approx(whole["label_ranking_ap"], rel=1e-12)
+    assert float(ranks[0]["local_auc"]) != pytest.approx(whole["auc_macro"], rel=1e-6)  # one shard alone differs

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as dist
 from scipy.stats import rankdata
 from sklearn import metrics as skm
 
@@ -318,14 +320,42 @@ class MetricsTracker:
         self._targets.append(y.astype(np.int8))
         self.num_samples += p.shape[0]
 
-    def compute(self) -> dict[str, Any]:
-        """Metrics over every batch since the last :meth:`reset`."""
-        if not self._predictions:
+    def compute(self, *, sync: bool | None = None) -> dict[str, Any]:
+        """Metrics over every batch since the last :meth:`reset` -- of every rank under ``torch.distributed``.
+
+        Args:
+            sync: gather the batches of every rank first (a collective: every rank
+                must call ``compute``), so each rank computes the metrics of the
+                whole evaluation set, as one process would. ``None`` (default):
+                when a process group with more than one rank is initialised.
+                ``False``: this rank's batches only.
+        """
+        predictions = np.concatenate(self._predictions) if self._predictions else np.empty((0, self.num_classes))
+        targets = np.concatenate(self._targets) if self._targets else np.empty((0, self.num_classes), np.int8)
+        if sync is not False and _world() > 1:
+            # one dtype on every rank (a rank without batches has empty float64 rows)
+            predictions, targets = _gather_rows(predictions.astype(np.float64)), _gather_rows(targets.astype(np.int8))
+        elif sync:
+            raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
+        if predictions.shape[0] == 0:
             raise RuntimeError("MetricsTracker.compute() called before any update()")
-        return compute_metrics(
-            np.concatenate(self._predictions),
-            np.concatenate(self._targets),
-            self.labels,
-            self.threshold,
-            from_logits=self.from_logits,
-        )
+        return compute_metrics(predictions, targets, self.labels, self.threshold, from_logits=self.from_logits)
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _gather_rows(rows: np.ndarray) -> np.ndarray:
+    """Every rank's rows, in rank order (an all-gather of tensors padded to the longest rank's count)."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    local = torch.from_numpy(np.ascontiguousarray(rows)).to(device)
+    count = torch.tensor([local.shape[0]], device=device)
+    counts = [torch.zeros_like(count) for _ in range(_world())]
+    dist.all_gather(counts, count)
+    longest = int(max(int(c) for c in counts))
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: local.shape[0]] = local
+    gathered = [torch.zeros_like(padded) for _ in counts]
+    dist.all_gather(gathered, padded)
+    return np.concatenate([g[: int(c)].cpu().numpy() for g, c in zip(gathered, counts, strict=True)])
