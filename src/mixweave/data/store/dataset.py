@@ -38,6 +38,7 @@ from .format import (
     missing_store_message,
     open_embeddings,
     read_layout,
+    read_sample,
     select_rows,
 )
 from .handles import ProcessHandles
@@ -350,17 +351,10 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         ``index`` (its position in this dataset), ``base_embedding`` and
         ``steering_embedding``. The cache is bypassed.
         """
-        sample_id = check_int(sample_id, "sample_id")
-        row = (
-            self._con()
-            .execute(f"SELECT {', '.join((*COLUMNS, *LABEL_COLUMNS))} FROM samples WHERE sample_id = ?", (sample_id,))
-            .fetchone()
-        )
-        if row is None:
+        sample_id = check_int(sample_id, "sample_id", minimum=-(2**63), maximum=2**63 - 1)
+        out = read_sample(self._con(), self._codec, sample_id)
+        if out is None:
             return None
-        out: dict[str, Any] = dict(zip(COLUMNS, row[:7], strict=True))
-        for k, column in enumerate(LABEL_COLUMNS):
-            out[column] = torch.from_numpy(self._codec.decode(row[7 + k], column, sample_id))
         emb = int(out.pop("embedding_idx"))
         maps = self._embeddings()
         out["base_embedding"] = torch.from_numpy(np.array(maps["base"][emb]))
@@ -465,16 +459,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
     def build(cls, dataset_dir: str | os.PathLike[str], *arrays: Any, **options: Any) -> ClusterLabeledDataset:
         """Write a store from in-memory arrays and open it.
 
-        Takes the arguments of :func:`~mixweave.data.store.writer.write_store`:
-        ``base_embeddings``, ``steering_embeddings`` (``(N, D)``),
-        ``source_labels``, ``steering_labels`` and optionally
-        ``combined_labels`` (``(N, C)``; default ``alpha * source + (1 - alpha)
-        * steering``), and the keywords ``alpha``, ``texts``,
-        ``sample_types``, ``chroma_ids``, ``suggestions``, ``steering_modes``,
-        ``overwrite`` and ``progress``. The store is written beside
-        ``dataset_dir`` and renamed into place, in chunks of 65,536 rows with a
-        progress bar from 200,000 rows on. For data larger than memory use
-        :class:`ClusterStoreWriter`. Rows whose labels do not sum to 1 are
-        legal (multi-label or unnormalised scores) but draw one warning.
+        The arguments are those of :func:`~mixweave.data.store.writer.write_store`
+        (embeddings ``(N, D)``, labels ``(N, C)``, metadata, ``alpha``,
+        ``overwrite``, ``progress``). For data larger than memory use
+        :class:`ClusterStoreWriter`.
         """
         return cls(write_store(dataset_dir, *arrays, **options))

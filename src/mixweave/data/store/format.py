@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..._validation import as_numpy
 from ...core.names import LABEL_TYPES
@@ -65,6 +66,7 @@ __all__ = [
     "npy_header",
     "open_embeddings",
     "read_layout",
+    "read_sample",
     "select_rows",
     "strings",
     "write_seq_file",
@@ -394,6 +396,18 @@ def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str) -> np
             f"embedding_dim={expected[1]}) needs {need}; the file is truncated or the shape is wrong"
         )
     return np.memmap(path, dtype=np.float32, mode=mmap_mode, shape=expected)  # type: ignore[call-overload]
+
+
+def read_sample(con: sqlite3.Connection, codec: LabelCodec, sample_id: int) -> dict[str, Any] | None:
+    """Every column of one sample (labels decoded, as tensors), or None when no row has ``sample_id``."""
+    query = f"SELECT {', '.join((*COLUMNS, *LABEL_COLUMNS))} FROM samples WHERE sample_id = ?"
+    row = con.execute(query, (sample_id,)).fetchone()
+    if row is None:
+        return None
+    out: dict[str, Any] = dict(zip(COLUMNS, row[:7], strict=True))
+    for k, column in enumerate(LABEL_COLUMNS):
+        out[column] = torch.from_numpy(codec.decode(row[7 + k], column, sample_id))
+    return out
 
 
 def select_rows(con: sqlite3.Connection, columns: Sequence[str], ids: np.ndarray, db_path: Path) -> list[Any]:
