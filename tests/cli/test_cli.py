@@ -200,6 +200,17 @@ def test_duplicate_image_ids_are_an_error_or_kept_together(tmp_path, capsys):
     assert not (splits["val"] & splits["test"])
 
 
+def test_the_same_image_written_two_ways_is_a_duplicate(tmp_path, capsys):
+    rows = _nih_csv(tmp_path / "Data_Entry.csv", n=200)
+    again = [["./" + rows[i][0], *rows[i][1:]] for i in range(3)]  # ./x.png is x.png
+    with open(tmp_path / "dup.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender"])
+        w.writerows(rows + again)
+    assert main(["split", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "a")]) == 2
+    assert "3 image id(s) appear on more than one row" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -494,6 +494,20 @@ def test_alias_bombs_are_refused_fast(tmp_path: Path) -> None:
     assert len(load_yaml(tmp_path / "ok.yaml")["a4"]) == 10
 
 
+@pytest.mark.timeout(60)
+def test_a_large_file_written_out_in_full_is_not_an_alias_bomb(tmp_path: Path) -> None:
+    # 1.2 million values with no alias at all: the guard counts only what aliases add, so this loads
+    n = 200_000
+    rows = "".join(f"  - {{name: s{i}, w: {i}, tags: [a, b, c]}}\n" for i in range(n))
+    (tmp_path / "big.yaml").write_text("sources:\n" + rows)
+    loaded = load_yaml(tmp_path / "big.yaml")
+    assert len(loaded["sources"]) == n and loaded["sources"][-1] == {
+        "name": f"s{n - 1}",
+        "w": n - 1,
+        "tags": ["a", "b", "c"],
+    }
+
+
 def test_deep_nesting_long_extends_chains_and_bad_text_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(ConfigError, match=r"deep\.yaml: is nested too deeply to read"):

@@ -255,6 +255,21 @@ def test_focal_gradient_is_finite_for_confident_logits(gamma):
             ValueError,
             r"`pos_weight` must have one value per class \(3\), got 4",
         ),
+        (
+            lambda x, y: weighted_bce_with_logits(x, y, pos_weights=torch.tensor([1.0, -2.0, 1.0])),
+            ValueError,
+            r"`pos_weights` must be finite and >= 0, got -2\.0",
+        ),
+        (
+            lambda x, y: focal_loss(x, y, pos_weight=torch.tensor([1.0, float("nan"), 1.0])),
+            ValueError,
+            r"`pos_weight` must be finite and >= 0, got nan",
+        ),
+        (
+            lambda x, y: focal_loss(x, y, alpha=torch.tensor([0.25, 0.5])),
+            ValueError,
+            r"`alpha` must be one number or one per class \(3\), got 2",
+        ),
     ],
 )
 def test_function_forms_check_what_the_classes_check(call, error, match):

@@ -47,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # sqlite3.Error: a damaged store database; BadZipFile: a truncated .npz
         print(f"mixweave: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. inspect of an epoch of 10^12 samples: every index of a plan is drawn
+        print(
+            f"mixweave: error: not enough memory ({exc or 'MemoryError'}); is an epoch this long meant?",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

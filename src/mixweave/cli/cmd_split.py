@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     groups = None
     if args.group_column:
         groups = np.asarray(table.column(args.group_column))
-    ids = np.asarray(table.image_ids)
+    ids = np.asarray([os.path.normpath(i) for i in table.image_ids])  # ./a.png and a.png are one image
     unique_ids, first, counts = np.unique(ids, return_index=True, return_counts=True)
     if (counts > 1).any():
         repeated = unique_ids[counts > 1]

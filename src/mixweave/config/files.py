@@ -28,7 +28,7 @@ __all__ = ["deep_merge", "load_yaml", "load_yaml_with_extends", "warn_replaced"]
 # -- loading -------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml when built
     """``yaml.SafeLoader`` that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
 
 
@@ -64,13 +64,15 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = _safe_load(fh, path)
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")
+        if "maximum nesting depth" in detail:  # libyaml's own limit (the pure-Python reader recurses instead)
+            raise ConfigError("is nested too deeply to read (over a thousand levels)", path=path) from None
         if "python/" in detail:
             detail = f"tags that build Python objects are not allowed (safe loading only): {detail}"
         raise ConfigError(detail, path=path) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     except RecursionError:
-        raise ConfigError("is nested too deeply to read (thousands of levels)", path=path) from None
+        raise ConfigError("is nested too deeply to read (over a thousand levels)", path=path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -80,7 +82,8 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 #: The longest ``extends:`` chain followed (a base of a base ...).
 MAX_EXTENDS_DEPTH = 64
-#: The most values a config may hold once its YAML aliases are expanded (a "billion laughs" guard).
+#: The most values YAML aliases may add to a config once expanded (a "billion laughs" guard; a large file
+#: written out in full is fine).
 MAX_EXPANDED_VALUES = 1_000_000
 
 
@@ -91,11 +94,11 @@ def _safe_load(stream: Any, path: Path) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        expanded = _expanded_size(node)
-        if expanded > MAX_EXPANDED_VALUES:
+        expanded, written = _expanded_size(node)
+        if expanded - written > MAX_EXPANDED_VALUES:  # what aliases add beyond the file itself
             raise ConfigError(
                 f"expands to more than {MAX_EXPANDED_VALUES:,} values through YAML aliases "
-                f"(at least {expanded:,}); an alias bomb is refused",
+                f"(at least {expanded:,} from {written:,} written); an alias bomb is refused",
                 path=path,
             )
         return loader.construct_document(node)
@@ -103,8 +106,8 @@ def _safe_load(stream: Any, path: Path) -> Any:
         loader.dispose()
 
 
-def _expanded_size(root: yaml.Node) -> int:
-    """Values of the document once every alias is expanded, counted on the node graph (memoised: linear time)."""
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """``(values once every alias is expanded, values written)``, counted on the node graph in linear time."""
     sizes: dict[int, int] = {}
     order: list[yaml.Node] = []
     todo: list[yaml.Node] = [root]
@@ -117,8 +120,8 @@ def _expanded_size(root: yaml.Node) -> int:
         todo += _children(node)
     for node in reversed(order):  # children are finished before their parents
         total = 1 + sum(max(sizes[id(child)], 1) for child in _children(node))
-        sizes[id(node)] = min(total, MAX_EXPANDED_VALUES + 1)
-    return sizes[id(root)]
+        sizes[id(node)] = min(total, 2 * MAX_EXPANDED_VALUES + len(order))
+    return sizes[id(root)], len(order)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

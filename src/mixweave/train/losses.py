@@ -200,7 +200,9 @@ def _check_pos_weight(pos_weight: torch.Tensor | None, logits: torch.Tensor, nam
     """``pos_weight`` on the logits' device and dtype; one value or one per class (checked when C is known)."""
     if pos_weight is None:
         return None
-    pw = torch.as_tensor(pos_weight).to(device=logits.device, dtype=logits.dtype)
+    checked = _per_class(pos_weight, name)  # finite and >= 0, as the classes check at construction
+    assert checked is not None
+    pw = checked.to(device=logits.device, dtype=logits.dtype)
     if pw.numel() not in (1, logits.shape[1]):
         raise ValueError(f"`{name}` must have one value per class ({logits.shape[1]}), got {pw.numel()}")
     return pw
@@ -283,6 +285,8 @@ def focal_loss(
     loss = ce * torch.exp(gamma * log_miss)
     if alpha is not None:
         a = torch.as_tensor(alpha, device=logits.device, dtype=logits.dtype)
+        if a.numel() not in (1, logits.shape[1]):
+            raise ValueError(f"`alpha` must be one number or one per class ({logits.shape[1]}), got {a.numel()}")
         loss = loss * (a * y + (1 - a) * (1 - y))
     return _reduce(loss, reduction)
 

@@ -99,6 +99,25 @@ def test_a_store_on_read_only_media_is_read_and_refuses_writes_clearly(tmp_path)
         del ds, sqlite_only
 
 
+def test_a_read_only_open_warns_when_a_writer_left_changes_in_the_wal(tmp_path):
+    ClusterLabeledDataset.build(tmp_path / "disk" / "store", **_data())
+    db = tmp_path / "disk" / "store" / "dataset.db"
+    writer = sqlite3.connect(db)  # a writer killed before it checkpointed: its change lives only in dataset.db-wal
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("UPDATE samples SET text = 'changed' WHERE sample_id = (SELECT min(sample_id) FROM samples)")
+    writer.commit()
+    assert (db.parent / "dataset.db-wal").stat().st_size > 0
+    try:
+        with _read_only(tmp_path / "disk") as view:
+            with pytest.warns(UserWarning, match=r"dataset\.db-wal holds changes not yet folded into dataset\.db"):
+                ds = ClusterLabeledDataset(view / "store", label_type="source")
+            assert ds.read_only and len(ds) == len(_data()["source_labels"])
+            del ds
+    finally:
+        writer.close()
+
+
 # -- 3. a full disk during a build leaves nothing behind ---------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ import json
 import os
 import pickle
 import sqlite3
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -446,6 +447,15 @@ def connect(db_path: Path, *, read_only: bool) -> sqlite3.Connection:
     can then read it without creating the ``-wal``/``-shm`` files it cannot write.
     """
     query = "mode=ro&immutable=1" if read_only else "mode=rw"
+    wal = db_path.with_name(db_path.name + "-wal")
+    if read_only and wal.is_file() and wal.stat().st_size > 0:
+        warnings.warn(
+            f"{wal} holds changes not yet folded into {db_path.name} (a writer was stopped before it closed); a "
+            "read-only open cannot apply them, so the labels read from SQLite may be older than labels.npy. Open "
+            "the store once with write access to fold them in.",
+            UserWarning,
+            stacklevel=3,
+        )
     con = sqlite3.connect(
         f"{db_path.resolve().as_uri()}?{query}", uri=True, timeout=30.0, isolation_level=None, check_same_thread=True
     )
