@@ -16,12 +16,12 @@ PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
 .PHONY: install peers demo test test-peers lint typecheck check bench clean
 
-# The package alone (enough for `make demo`), then the test and integration extras (for `make test`).
+# The package with the command's extra (enough for `make demo`), then the test and integration extras (`make test`).
 $(CORE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# A plain `torch` requirement would pull a multi-GB CUDA build; take the CPU wheel when torch is absent.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[cli]"
 	touch $(CORE_STAMP)
 
 $(STAMP): $(CORE_STAMP)

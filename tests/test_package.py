@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import mixweave
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Every name `from mixweave import ...` gave before the layered layout (0.1.0 at 081303d): it must keep working.
 NAMES_BEFORE_LAYERS = [
@@ -137,3 +140,72 @@ def test_layer_contracts_hold_and_fail_on_an_upward_or_torch_import(tmp_path):
         path.write_text(original)
         assert broken.returncode != 0, module
         assert f"{contract}" in broken.stdout and "BROKEN" in broken.stdout, broken.stdout
+
+
+# -- #17: the core install is torch, numpy, PyYAML and pydantic; the rest are extras that errors name --------------
+
+_WITHOUT_EXTRAS = """
+import importlib.abc, sys
+BLOCKED = {"sklearn", "scipy", "matplotlib", "PIL", "rich"}
+class Block(importlib.abc.MetaPathFinder):  # as if `pip install mixweave` (no extras) had installed nothing else
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_the_core_install_declares_only_torch_numpy_pyyaml_and_pydantic():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=!~ \[]", dep)[0].lower() for dep in meta["dependencies"]}
+    assert core == {"torch", "numpy", "pyyaml", "pydantic"}
+    extras = meta["optional-dependencies"]
+    for extra, dist in [("metrics", "scikit-learn"), ("plot", "matplotlib"), ("images", "Pillow"), ("cli", "rich")]:
+        assert any(dep.startswith(dist) for dep in extras[extra]), (extra, dist)
+
+
+def test_samplers_weights_losses_and_stores_work_without_any_extra(tmp_path):
+    code = (
+        _WITHOUT_EXTRAS
+        + f"""
+import numpy as np, torch
+import mixweave as mw
+from mixweave import *  # every public name resolves without an extra
+assert not {{"sklearn", "scipy", "matplotlib", "PIL", "rich"}} & set(sys.modules)
+a, b = torch.utils.data.TensorDataset(torch.arange(10)), torch.utils.data.TensorDataset(torch.arange(30))
+ds = mw.WeightedConcatDataset([a, b], weights=[0.5, 0.5], seed=0)
+assert len([ds[i] for i in range(len(ds))]) == len(ds) > 0
+y = (np.random.default_rng(0).random((60, 4)) < 0.3).astype(np.int64)
+parts = mw.multilabel_split(y, [0.5, 0.5], seed=0)
+assert sum(len(p) for p in parts) == 60
+folds = list(mw.MultilabelStratifiedKFold(n_splits=3).split(np.zeros((60, 1)), y))
+assert len(folds) == 3
+loss = mw.FocalLoss()(torch.zeros(4, 4), torch.from_numpy(y[:4]).float())
+assert torch.isfinite(loss)
+assert 0 <= mw.label_ranking_average_precision(y[:10], np.random.default_rng(1).random((10, 4))) <= 1
+store = mw.ClusterLabeledDataset.build(
+    {str(tmp_path / "store")!r},
+    base_embeddings=np.zeros((5, 3), np.float32),
+    steering_embeddings=np.zeros((5, 3), np.float32),
+    source_labels=np.eye(2)[[0, 1, 0, 1, 0]], steering_labels=np.eye(2)[[1, 1, 0, 0, 1]], progress=None)
+assert len(store) == 5
+for call, extra in [
+    (lambda: mw.compute_metrics(np.random.default_rng(0).random((60, 4)), y), "metrics"),
+    (lambda: mw.plot_roc_curves({{"a": {{"fpr": np.array([0., 1.]), "tpr": np.array([0., 1.])}}}}), "plot"),
+]:
+    try:
+        call()
+    except ImportError as exc:
+        assert f"pip install 'mixweave[{{extra}}]'" in str(exc), exc
+    else:
+        raise AssertionError(f"no ImportError naming the {{extra}} extra")
+from mixweave.cli import main
+assert main(["store", "info", {str(tmp_path / "store")!r}]) == 2
+print("ok")
+"""
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    assert "the mixweave command needs rich, which is not installed: pip install 'mixweave[cli]'" in done.stderr

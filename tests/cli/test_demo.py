@@ -1,5 +1,7 @@
 import json
+import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ def demo_report(tmp_path_factory):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # stderr is not a terminal here: no progress bars
     return out, json.loads((out / "report.json").read_text()), done.stdout
 
 
@@ -71,3 +74,46 @@ def test_help_of_every_command():
     for command in ("demo", "split", "store", "store info", "store build"):
         sub = subprocess.run([*_mixweave(), *command.split(), "--help"], capture_output=True, text=True, timeout=120)
         assert sub.returncode == 0 and f"usage: mixweave {command}" in sub.stdout
+
+
+def _demo_with_a_terminal_on_stderr(out, *extra):
+    """Run the demo with stderr on a pseudo-terminal; return (stdout, what the terminal received)."""
+    master, slave = os.openpty()
+    received = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed its end
+                return
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [*_mixweave(), "demo", "--out", str(out), "--epochs", "1", *extra],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=600,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    assert done.returncode == 0
+    return done.stdout, received.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_progress_bars_go_to_a_terminal_on_stderr_and_quiet_silences_them(tmp_path):
+    stdout, terminal = _demo_with_a_terminal_on_stderr(tmp_path / "a")
+    assert "long tail: plain" in terminal and "epochs" in terminal  # the bars, on stderr
+    assert "long tail: plain" not in stdout and "mixweave demo: summary" in stdout  # stdout: only the results
+    stdout, terminal = _demo_with_a_terminal_on_stderr(tmp_path / "b", "--quiet")
+    assert terminal == "" and "mixweave demo: summary" in stdout

@@ -119,9 +119,13 @@ def test_roc_curves_match_sklearn_and_plot(tmp_path):
         warnings.simplefilter("ignore")
         auc = calculate_auc_roc(p, y)
     assert np.isnan(auc["0"]) and auc["3"] == pytest.approx(skm.auc(fpr, tpr))
-    out = plot_roc_curves(curves, tmp_path / "plots" / "roc.png")
+    out = tmp_path / "plots" / "roc.png"
+    fig = plot_roc_curves(curves, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.parent.glob("*.tmp"))
+    assert len(fig.axes[0].lines) == len(curves) + 1  # one per class and the diagonal
+    unsaved = plot_roc_curves(curves)  # no path: nothing written, the figure returned
+    assert type(unsaved).__name__ == "Figure" and sorted(p.name for p in out.parent.iterdir()) == ["roc.png"]
 
 
 def test_memory_grows_with_n_times_c_not_c_squared():
@@ -156,3 +160,14 @@ def test_ranking_errors_name_the_problem():
         label_ranking_average_precision(np.ones((3, 2)), np.ones((3, 4)))
     with pytest.raises(ValueError, match="`scores` must be finite"):
         label_ranking_average_precision(np.ones((2, 2)), np.array([[0.1, np.nan], [0.2, 0.3]]))
+
+
+def test_min_rank_equals_scipy_rankdata_min():
+    from scipy.stats import rankdata
+
+    from mixweave.train.metrics import _min_rank
+
+    rng = np.random.default_rng(3)
+    a = np.round(rng.random((200, 17)), 1)  # many ties
+    a[rng.random(a.shape) < 0.2] = -np.inf
+    np.testing.assert_array_equal(_min_rank(a), rankdata(a, method="min", axis=1))

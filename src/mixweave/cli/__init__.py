@@ -10,6 +10,7 @@ import sys
 import zipfile
 from collections.abc import Sequence
 
+from .._optional import require
 from .._version import __version__
 from . import cmd_demo, cmd_pipeline, cmd_split, cmd_store
 from .errors import CLIError
@@ -41,10 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        require("rich", extra="cli", feature="the mixweave command")  # its tables and progress bars
         return int(args.func(args))
-    except (CLIError, ValueError, TypeError, OSError, sqlite3.Error, zipfile.BadZipFile) as exc:
+    except (CLIError, ValueError, TypeError, OSError, sqlite3.Error, zipfile.BadZipFile, ImportError) as exc:
         # OSError: missing files, a path through a file (NotADirectoryError), no permission, a full disk;
-        # sqlite3.Error: a damaged store database; BadZipFile: a truncated .npz
+        # sqlite3.Error: a damaged store database; BadZipFile: a truncated .npz; ImportError: a missing extra
         print(f"mixweave: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # e.g. inspect of an epoch of 10^12 samples: every index of a plan is drawn

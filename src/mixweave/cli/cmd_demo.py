@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .._optional import require
 from .errors import CLIError
 
 __all__ = ["add_parser"]
@@ -16,9 +17,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    for module in ("sklearn", "matplotlib"):  # the digits, the scores and the plots
+        require(module, extra="cli", feature="mixweave demo")
     from .demo import DemoConfig, run_demo  # after the checks: a typo is reported without loading torch
 
-    run_demo(DemoConfig(out=Path(args.out), epochs=args.epochs, seed=args.seed))
+    run_demo(DemoConfig(out=Path(args.out), epochs=args.epochs, seed=args.seed, quiet=args.quiet))
     return 0
 
 
@@ -36,4 +39,5 @@ def add_parser(sub: Any) -> None:
     demo.add_argument("--out", default="mixweave-demo", help="folder for the report and plots (default: mixweave-demo)")
     demo.add_argument("--epochs", type=int, default=30, help="training epochs per run (default: 30)")
     demo.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    demo.add_argument("--quiet", "-q", action="store_true", help="no progress bars (none either when not a terminal)")
     demo.set_defaults(func=_cmd_demo)

@@ -49,6 +49,7 @@ def _cmd_store_build(args: argparse.Namespace) -> int:
         combined_labels=arrays.get("combined_labels"),
         alpha=args.alpha,
         overwrite=args.overwrite,
+        progress=False if args.quiet else None,  # None: a bar on stderr for large builds, when it is a terminal
         **text,
     )
     Console(soft_wrap=True).print(
@@ -141,6 +142,7 @@ def add_parser(sub: Any) -> None:
     build.add_argument("--from-npz", dest="npz", required=True, metavar="FILE", help="the .npz file to read")
     build.add_argument("--alpha", type=float, default=0.5, help="combined = alpha*source + (1-alpha)*steering (0.5)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing store at DIR")
+    build.add_argument("--quiet", "-q", action="store_true", help="no progress bar (none either when not a terminal)")
     build.set_defaults(func=_cmd_store_build)
     sync = store_sub.add_parser(
         "sync-labels",

@@ -52,6 +52,7 @@ class DemoConfig:
     epochs: int = 30
     seed: int = 0
     batch_size: int = 32
+    quiet: bool = False  # no progress bars (they go to stderr, and only to a terminal)
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -387,10 +388,11 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         TextColumn("epochs"),
         TimeElapsedColumn(),
     )
+    bars = Console(stderr=True)  # progress on stderr, and only to a terminal: stdout keeps the results
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 64-unit MLP gains nothing from threads; idle-spinning ones cost a lot on 2 cores
     try:
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=bars, transient=True, disable=cfg.quiet or not bars.is_terminal) as progress:
             long_tail = _long_tail_runs(cfg, progress)
             mixing = _mixing_runs(cfg, progress)
     finally:

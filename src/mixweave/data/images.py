@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._io import atomic_path
+from .._optional import require
 from .._validation import check_int
 from ..core.weights import get_sample_weights
 from ..sampling.weighted import WeightedSampler
@@ -235,7 +236,7 @@ def _resolve_mode(mode: str | None, image_dir: Path, image_ids: Sequence[str]) -
     first = image_dir / image_ids[0] if image_ids else None
     if first is None or not first.is_file():
         return "RGB"
-    from PIL import Image
+    Image = _pil_image()
 
     with Image.open(first) as img:
         if img.mode in _DEEP_MODES:
@@ -308,7 +309,7 @@ class MultiLabelImageDataset(Dataset[tuple[Any, torch.Tensor, str]]):
         return len(self.image_ids)
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, str]:
-        from PIL import Image
+        Image = _pil_image()
 
         image_id = self.image_ids[index]
         with Image.open(self.image_dir / image_id) as img:
@@ -398,3 +399,8 @@ def get_balanced_data_loaders(
         "val": DataLoader(val, shuffle=False, **loader_args),
         "test": DataLoader(test, shuffle=False, **loader_args),
     }
+
+
+def _pil_image() -> Any:
+    """``PIL.Image`` (Pillow is the ``images`` extra)."""
+    return require("PIL.Image", extra="images", feature="reading image files")

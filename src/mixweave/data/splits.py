@@ -32,7 +32,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator
 
 from .._validation import check_bool, check_int, check_weights, warn
 from ..core.draw import largest_remainder
@@ -200,7 +199,13 @@ def split_prevalence(labels: Any, splits: Sequence[Any]) -> np.ndarray:
     return np.stack(rows)
 
 
-class MultilabelStratifiedKFold(BaseCrossValidator):
+try:  # an sklearn cross-validator when scikit-learn (the `metrics` extra) is installed; works alone without it
+    from sklearn.model_selection import BaseCrossValidator as _CrossValidatorBase
+except ImportError:  # pragma: no cover - exercised by tests/test_package.py in a subprocess without sklearn
+    _CrossValidatorBase = object
+
+
+class MultilabelStratifiedKFold(_CrossValidatorBase):
     """K-fold cross-validation that stratifies every label of a multi-label target (sklearn-compatible).
 
     Folds come from :func:`multilabel_split` with ``n_splits`` equal fractions, so

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._optional import require
 from .._validation import check_int
 from ..core import weights as wm
 from ..core.report import membership, report_rows, share_report
@@ -80,7 +81,7 @@ def plot_shares(result: dict[str, Any], path: str | os.PathLike[str] | None = No
     Returns:
         the ``matplotlib.figure.Figure``.
     """
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", extra="plot", feature="plot_shares").Figure
 
     epochs = [e["epoch"] for e in result["per_epoch"]]
     fig = Figure(figsize=(7, 4))

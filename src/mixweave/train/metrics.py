@@ -28,16 +28,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from scipy.stats import rankdata
-from sklearn import metrics as skm
 
 from .._io import atomic_path
+from .._optional import require
 from .._validation import as_numpy, check_int, check_real, warn
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "MetricsTracker",
@@ -113,7 +116,9 @@ def calculate_auc_roc(
 
 def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
     ok = _defined(y, names, "ROC AUC")
-    return {name: float(skm.roc_auc_score(y[:, j], p[:, j])) if ok[j] else float("nan") for j, name in enumerate(names)}
+    return {
+        name: float(_skm().roc_auc_score(y[:, j], p[:, j])) if ok[j] else float("nan") for j, name in enumerate(names)
+    }
 
 
 def get_roc_curves(
@@ -128,31 +133,48 @@ def get_roc_curves(
     ok = _defined(y, names, "the ROC curve")
     curves = {}
     for j in np.flatnonzero(ok):
-        fpr, tpr, thresholds = skm.roc_curve(y[:, j], p[:, j])
+        fpr, tpr, thresholds = _skm().roc_curve(y[:, j], p[:, j])
         curves[names[j]] = {"fpr": fpr, "tpr": tpr, "thresholds": thresholds}
     return curves
 
 
 def plot_roc_curves(
-    curves: dict[str, dict[str, np.ndarray]], path: str | os.PathLike[str], *, title: str = "ROC curves"
-) -> Path:
-    """Draw curves from :func:`get_roc_curves` (with each class's AUC) into a PNG at ``path``; returns the path."""
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
+    curves: dict[str, dict[str, np.ndarray]], path: str | os.PathLike[str] | None = None, *, title: str = "ROC curves"
+) -> Figure:
+    """A figure of the curves from :func:`get_roc_curves` (with each class's AUC); saved as PNG when ``path`` is given.
+
+    Uses matplotlib's object API only (no pyplot, no backend change: safe in notebooks).
+
+    Returns:
+        the ``matplotlib.figure.Figure``.
+    """
+    Figure = require("matplotlib.figure", extra="plot", feature="plot_roc_curves").Figure
 
     if not curves:
         raise ValueError("`curves` is empty: no class had both positive and negative samples")
     fig = Figure(figsize=(6, 6))
     ax = fig.add_subplot()
     for name, c in curves.items():
-        auc = float(np.trapezoid(c["tpr"], c["fpr"]))
+        auc = float(_trapezoid(c["tpr"], c["fpr"]))
         ax.plot(c["fpr"], c["tpr"], label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize="small")
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return out
+    if path is not None:
+        with atomic_path(Path(path)) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    return fig
+
+
+def _skm() -> ModuleType:
+    """``sklearn.metrics``, imported on first use (scikit-learn is the ``metrics`` extra)."""
+    return require("sklearn.metrics", extra="metrics", feature="mixweave's ranking and ROC metrics")
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    """The trapezoidal rule (``np.trapezoid`` on NumPy 2, ``np.trapz`` on 1.x), written once for both."""
+    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
 
 
 def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: int = 65536) -> float:
@@ -181,15 +203,27 @@ def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: in
     return float(total / y.shape[0])
 
 
+def _min_rank(a: np.ndarray) -> np.ndarray:
+    """Per-row ranks, ties given the lowest rank (``scipy.stats.rankdata(a, method="min", axis=1)``), by one sort."""
+    order = np.argsort(a, axis=1, kind="stable")
+    srt = np.take_along_axis(a, order, axis=1)
+    new_value = np.ones(a.shape, dtype=bool)
+    new_value[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    first = np.maximum.accumulate(np.where(new_value, np.arange(a.shape[1]), 0), axis=1)  # start of each tie run
+    ranks = np.empty(a.shape, dtype=np.int64)
+    np.put_along_axis(ranks, order, first + 1, axis=1)
+    return ranks
+
+
 def _lrap_sum(y: np.ndarray, s: np.ndarray) -> float:
     """The sum over rows of label ranking average precision, from per-row ranks."""
     c = y.shape[1]
     npos = y.sum(axis=1)
     # labels scoring at or above label j: c - (labels scoring below it); "min" ranks count those below, plus one
-    at_or_above = c + 1 - rankdata(s, method="min", axis=1)
+    at_or_above = c + 1 - _min_rank(s)
     # positives at or above a positive j: the same count inside the positives (negatives ranked at -inf)
     positives = np.where(y, s, -np.inf)
-    pos_at_or_above = npos[:, None] + (c - npos)[:, None] + 1 - rankdata(positives, method="min", axis=1)
+    pos_at_or_above = npos[:, None] + (c - npos)[:, None] + 1 - _min_rank(positives)
     precision = np.where(y, pos_at_or_above / at_or_above, 0.0).sum(axis=1)
     trivial = (npos == 0) | (npos == c)
     return float(np.where(trivial, 1.0, precision / np.maximum(npos, 1)).sum())
@@ -230,7 +264,7 @@ def compute_metrics(
     has_pos = y.any(axis=0)
 
     predicted = p >= threshold
-    mcm = skm.multilabel_confusion_matrix(y, predicted.astype(np.int8))  # (C, 2, 2): [[tn, fp], [fn, tp]]
+    mcm = _skm().multilabel_confusion_matrix(y, predicted.astype(np.int8))  # (C, 2, 2): [[tn, fp], [fn, tp]]
     tp, fp, fn = mcm[:, 1, 1], mcm[:, 0, 1], mcm[:, 1, 0]
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
@@ -243,7 +277,7 @@ def compute_metrics(
     both = y.any() and not y.all()
     return {
         "auc_macro": float(np.mean([v for v in auc.values() if not np.isnan(v)])) if ok.any() else float("nan"),
-        "auc_micro": float(skm.roc_auc_score(y.ravel(), p.ravel())) if both else float("nan"),
+        "auc_micro": float(_skm().roc_auc_score(y.ravel(), p.ravel())) if both else float("nan"),
         "auc_per_class": auc,
         "f1_macro": macro(f1),
         "f1_micro": float(_ratio(2 * tps, 2 * tps + fps + fns)),
@@ -253,7 +287,7 @@ def compute_metrics(
         "recall_micro": float(_ratio(tps, tps + fns)),
         "hamming_loss": float((fps + fns) / y.size),
         "label_ranking_ap": label_ranking_average_precision(y, p),
-        "coverage_error": float(skm.coverage_error(y, p)),
+        "coverage_error": float(_skm().coverage_error(y, p)),
         "f1_per_class": dict(zip(names, map(float, f1), strict=True)),
         "precision_per_class": dict(zip(names, map(float, precision), strict=True)),
         "recall_per_class": dict(zip(names, map(float, recall), strict=True)),

@@ -825,3 +825,18 @@ def test_an_empty_batch_is_an_empty_batch(built, cache_size, metadata):
     base, steering, label = batch.columns
     assert base.shape == steering.shape == (0, data["base_embeddings"].shape[1]) and label.shape == (0, C)
     assert ds.__getitems__(np.array([], dtype=np.int64)).columns[0].shape[0] == 0
+
+
+def test_a_build_progress_bar_never_writes_to_stdout(tmp_path, capfd):
+    n = 50
+    arrays = dict(
+        base_embeddings=np.zeros((n, 3), np.float32),
+        steering_embeddings=np.zeros((n, 3), np.float32),
+        source_labels=np.eye(2)[np.arange(n) % 2],
+        steering_labels=np.eye(2)[np.arange(n) % 2],
+    )
+    ClusterLabeledDataset.build(tmp_path / "s", **arrays, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and err != ""  # the bar (here: its final newline, stderr not being a terminal) is on stderr
+    ClusterLabeledDataset.build(tmp_path / "t", **arrays, progress=False)
+    assert capfd.readouterr() == ("", "")

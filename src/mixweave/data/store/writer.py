@@ -6,10 +6,12 @@ A crash leaves either no store or the previous one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..._optional import require
 from ..._validation import check_int, check_real, warn
 from .format import (
     DB_FILE,
@@ -60,7 +63,8 @@ class StoreWriter:
         overwrite: replace an existing store at ``dataset_dir`` (only a store:
             a directory without ``dataset.db`` is never deleted).
         total: the number of rows, if known, for the progress bar.
-        progress: show a progress bar (``None``: when ``total`` is at least 200,000).
+        progress: show a progress bar on stderr (needs rich, the ``cli`` extra). ``None``: when ``total``
+            is at least 200,000, stderr is a terminal and rich is installed; ``False``: never.
 
     Raises:
         FileExistsError: if ``dataset_dir`` exists and ``overwrite`` is false.
@@ -96,10 +100,12 @@ class StoreWriter:
             self.abort()
             raise
         self.num_rows = 0
-        if progress or (progress is None and total is not None and total >= _PROGRESS_ROWS):
-            from rich.progress import Progress
-
-            self._progress = Progress(transient=True)
+        if progress is None:
+            progress = total is not None and total >= _PROGRESS_ROWS and sys.stderr.isatty() and _has_rich()
+        if progress:
+            rich_progress = require("rich.progress", extra="cli", feature="the store build's progress bar")
+            rich_console = require("rich.console", extra="cli", feature="the store build's progress bar")
+            self._progress = rich_progress.Progress(transient=True, console=rich_console.Console(stderr=True))
             self._progress.start()
             self._task = self._progress.add_task(f"building {self.dataset_dir.name}", total=total)
 
@@ -356,3 +362,7 @@ def write_store(
         if off_simplex:
             warn(f"{off_simplex} of {n} rows of `source_labels` do not sum to 1; stored as given", stacklevel=4)
     return Path(dataset_dir)
+
+
+def _has_rich() -> bool:
+    return importlib.util.find_spec("rich") is not None
