@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+# Where the CPU build comes from when torch is absent: PyPI's Linux torch is the CUDA build (GBs), the PyTorch
+# CPU index serves `2.13.0+cpu`, which pip prefers. Offline, pip warns that it cannot reach it and uses the
+# indexes it is configured with; `make TORCH_INDEX=` skips it, or point it at a mirror.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 CORE_STAMP := $(VENV)/.core-stamp
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
@@ -20,7 +24,7 @@ PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 $(CORE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# A plain `torch` requirement would pull a multi-GB CUDA build; take the CPU wheel when torch is absent.
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[cli]"
 	touch $(CORE_STAMP)
 

@@ -17,7 +17,7 @@ def _mixweave():
 def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     done = subprocess.run(
-        [*_mixweave(), "demo", "--out", str(out), "--epochs", "2", "--seed", "1"],
+        [*_mixweave(), "demo", "--out", str(out), "--epochs", "2", "--seed", "1", "--seeds", "2"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -29,7 +29,7 @@ def demo_report(tmp_path_factory):
 
 def test_demo_writes_the_report(demo_report):
     out, report, stdout = demo_report
-    assert report["config"] == {"epochs": 2, "seed": 1, "batch_size": 32, "data": "sklearn digits"}
+    assert report["config"] == {"epochs": 2, "seed": 1, "seeds": 2, "batch_size": 32, "data": "sklearn digits"}
     assert set(report["long_tail"]["runs"]) == {
         "plain shuffling",
         "class-balanced sampler",
@@ -39,6 +39,11 @@ def test_demo_writes_the_report(demo_report):
     for run in report["long_tail"]["runs"].values():
         assert 0 <= run["balanced_accuracy"] <= 1 and 0 <= run["macro_f1"] <= 1 and len(run["recall_per_class"]) == 10
         assert sum(run["class_shares_seen"]) == pytest.approx(1.0)
+        # the mean and sd are those of the per-seed scores (seeds 1 and 2)
+        per_seed = np.array([r["balanced_accuracy"] for r in run["per_seed"]])
+        assert [r["seed"] for r in run["per_seed"]] == [1, 2]
+        assert run["balanced_accuracy"] == pytest.approx(per_seed.mean())
+        assert run["balanced_accuracy_sd"] == pytest.approx(per_seed.std(ddof=1))
     assert report["long_tail"]["imbalance_ratio"] >= 50  # 100:1 up to rounding of the smallest class
     assert list(report["mixing"]["runs"]) == ["real only", "80/20", "50/50", "20/80", "synthetic only"]
     for run in report["mixing"]["runs"].values():
@@ -62,7 +67,7 @@ def test_class_balanced_sampler_balances_what_the_model_sees(demo_report):
     np.testing.assert_allclose(runs["class-balanced sampler"]["class_shares_seen"], 0.1, atol=0.05)
 
 
-@pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["demo", "--seed", "-3"]])
+@pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["demo", "--seed", "-3"], ["demo", "--seeds", "0"]])
 def test_demo_errors_are_one_line(argv):
     done = subprocess.run([*_mixweave(), *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("mixweave: error: ") and done.stderr.count("\n") == 1
@@ -117,3 +122,18 @@ def test_progress_bars_go_to_a_terminal_on_stderr_and_quiet_silences_them(tmp_pa
     assert "long tail: plain" not in stdout and "mixweave demo: summary" in stdout  # stdout: only the results
     stdout, terminal = _demo_with_a_terminal_on_stderr(tmp_path / "b", "--quiet")
     assert terminal == "" and "mixweave demo: summary" in stdout
+
+
+def test_a_verdict_is_given_only_beyond_the_seed_to_seed_spread():
+    from mixweave.cli.demo import _difference
+
+    words = ("helped", "hurt", "made no clear difference")
+
+    def runs(deltas):
+        base = {"per_seed": [{"x": 0.5} for _ in deltas]}
+        return {"per_seed": [{"x": 0.5 + d} for d in deltas]}, base
+
+    assert _difference(*runs([0.03, 0.04, 0.05]), "x", words).startswith("helped (+4.0 ± 1.0 points over 3 seeds)")
+    assert _difference(*runs([-0.03, -0.04, -0.05]), "x", words).startswith("hurt (-4.0 ± 1.0")
+    assert _difference(*runs([0.06, -0.02, 0.02]), "x", words).startswith("made no clear difference (+2.0 ± 4.0")
+    assert "one seed: no spread to judge by" in _difference(*runs([0.2]), "x", words)

@@ -10,8 +10,12 @@
    :class:`~mixweave.WeightedConcatDataset` at several ratios; accuracy is
    measured on real test images.
 
-Everything is seeded by ``--seed`` through local generators; the numbers are
-reported as they come out, including when a strategy does not help.
+Each experiment runs for ``--seeds`` seeds (``--seed``, ``--seed + 1``, ...; each
+draws its own split, initialisation and sampling through local generators), and
+the report gives mean ± standard deviation. A strategy is said to have helped or
+hurt only when its mean difference from the baseline exceeds the standard
+deviation of the per-seed differences; the numbers are reported as they come
+out, including when a strategy does not help.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from .._io import atomic_path
 from ..core.weights import get_sample_weights
@@ -52,6 +56,7 @@ class DemoConfig:
     epochs: int = 30
     seed: int = 0
     batch_size: int = 32
+    seeds: int = 3  # runs per experiment: seed, seed + 1, ...; the report gives mean and sd
     quiet: bool = False  # no progress bars (they go to stderr, and only to a terminal)
 
 
@@ -105,17 +110,9 @@ def _model(generator: torch.Generator) -> nn.Module:
     return model
 
 
-class _Shuffle(Sampler[int]):
-    """Plain shuffling from a seeded generator, reshuffled every epoch."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.generator = n, torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Any:
-        return iter(torch.randperm(self.n, generator=self.generator).tolist())
+def _shuffle(n: int, seed: int) -> RandomSampler:
+    """Plain shuffling, reshuffled every epoch, from its own seeded generator."""
+    return RandomSampler(range(n), generator=torch.Generator().manual_seed(seed))
 
 
 def _train(
@@ -128,18 +125,14 @@ def _train(
 ) -> tuple[nn.Module, np.ndarray]:
     """Train a fresh model; returns it and how often each class was seen."""
     model = _model(torch.Generator().manual_seed(seed))
-    params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     seen = np.zeros(NUM_CLASSES, dtype=np.int64)
     for _ in range(epochs):
         for batch in loader:
             x, y = batch[0], batch[1]
-            loss = loss_fn(model(x), y)
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():  # SGD with momentum, written out: torch.optim would import the compiler stack
-                for p, v, g in zip(params, velocity, grads, strict=True):
-                    v.mul_(MOMENTUM).add_(g)
-                    p.sub_(LEARNING_RATE * v)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
             seen += np.bincount(y.numpy(), minlength=NUM_CLASSES)
         progress.advance(task)
     return model, seen
@@ -171,102 +164,155 @@ def _per_sample_sum(loss: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], t
     return lambda logits, targets: loss(logits, targets).sum(dim=1).mean()
 
 
+#: The long-tail strategies, in report order; plain shuffling is the baseline.
+LONG_TAIL = ("plain shuffling", "class-balanced sampler", "class-balanced loss (beta=0.999)", "focal loss (gamma=2)")
+#: Scores given as mean and standard deviation over seeds.
+_SPREAD = ("accuracy", "balanced_accuracy", "macro_f1", "recall_per_class")
+
+
+def _seeds(cfg: DemoConfig) -> list[int]:
+    return [cfg.seed + k for k in range(cfg.seeds)]
+
+
+def _aggregate(per_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Mean over seeds of each score (lists element-wise), the sd of the `_SPREAD` ones, and per-seed scores."""
+    out: dict[str, Any] = {}
+    for key in per_seed[0]:
+        values = np.asarray([run[key] for run in per_seed], dtype=np.float64)
+        mean = values.mean(axis=0)
+        out[key] = mean.tolist() if values.ndim > 1 else float(mean)
+        if key in _SPREAD:
+            sd = values.std(axis=0, ddof=1) if len(per_seed) > 1 else np.zeros_like(mean)
+            out[f"{key}_sd"] = sd.tolist() if values.ndim > 1 else float(sd)
+    scalars = [k for k in _SPREAD if k in per_seed[0] and not isinstance(per_seed[0][k], list)]
+    out["per_seed"] = [
+        {"seed": seed, **{k: run[k] for k in scalars}} for seed, run in zip(seeds, per_seed, strict=True)
+    ]
+    return out
+
+
 def _long_tail_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
     x, y = _digits()
-    rng = np.random.default_rng(cfg.seed)
-    test, pool = _split(y, rng)
-    train = _long_tail(y, pool)
-    xt, yt = x[train], y[train]
-    counts = np.bincount(yt, minlength=NUM_CLASSES)
-    data = ArrayDataset(xt, yt)
-    ce = nn.CrossEntropyLoss()
-    strategies: dict[str, tuple[Sampler[int], Callable[..., torch.Tensor]]] = {
-        "plain shuffling": (_Shuffle(len(yt), cfg.seed), ce),
-        "class-balanced sampler": (WeightedSampler(get_sample_weights(yt), num_samples=len(yt), seed=cfg.seed), ce),
-        "class-balanced loss (beta=0.999)": (
-            _Shuffle(len(yt), cfg.seed),
-            nn.CrossEntropyLoss(weight=get_class_balanced_weights(counts, beta=0.999)),
-        ),
-        "focal loss (gamma=2)": (
-            _Shuffle(len(yt), cfg.seed),
-            _per_sample_sum(FocalLoss(alpha=None, gamma=2.0, reduction="none")),
-        ),
-    }
-    runs = {}
-    for name, (sampler, loss_fn) in strategies.items():
-        task = progress.add_task(f"long tail: {name}", total=cfg.epochs)
-        loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler)
-        model, seen = _train(loader, loss_fn, cfg.epochs, cfg.seed, progress, task)
-        runs[name] = {**_scores(y[test], _predict(model, x[test])), "class_shares_seen": (seen / seen.sum()).tolist()}
+    tasks = {name: progress.add_task(f"long tail: {name}", total=cfg.epochs * cfg.seeds) for name in LONG_TAIL}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in LONG_TAIL}
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    for seed in _seeds(cfg):
+        test, pool = _split(y, np.random.default_rng(seed))
+        train = _long_tail(y, pool)
+        xt, yt = x[train], y[train]
+        counts = np.bincount(yt, minlength=NUM_CLASSES)  # the same for every seed: the cut depends on counts only
+        data = ArrayDataset(xt, yt)
+        ce = nn.CrossEntropyLoss()
+        strategies: dict[str, tuple[Sampler[int], Callable[..., torch.Tensor]]] = {
+            LONG_TAIL[0]: (_shuffle(len(yt), seed), ce),
+            LONG_TAIL[1]: (WeightedSampler(get_sample_weights(yt), num_samples=len(yt), seed=seed), ce),
+            LONG_TAIL[2]: (
+                _shuffle(len(yt), seed),
+                nn.CrossEntropyLoss(weight=get_class_balanced_weights(counts, beta=0.999)),
+            ),
+            LONG_TAIL[3]: (
+                _shuffle(len(yt), seed),
+                _per_sample_sum(FocalLoss(alpha=None, gamma=2.0, reduction="none")),
+            ),
+        }
+        for name, (sampler, loss_fn) in strategies.items():
+            loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler)
+            model, seen = _train(loader, loss_fn, cfg.epochs, seed, progress, tasks[name])
+            scores = _scores(y[test], _predict(model, x[test]))
+            results[name].append({**scores, "class_shares_seen": (seen / seen.sum()).tolist()})
     return {
         "train_class_counts": counts.tolist(),
         "imbalance_ratio": float(counts.max() / counts.min()),
         "test_per_class": TEST_PER_CLASS,
-        "runs": runs,
+        "runs": {name: _aggregate(runs, _seeds(cfg)) for name, runs in results.items()},
     }
+
+
+def _mix_name(share: float) -> str:
+    return {1.0: "real only", 0.0: "synthetic only"}.get(share, f"{round(100 * share)}/{round(100 - 100 * share)}")
 
 
 def _mixing_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
     x, y = _digits()
-    rng = np.random.default_rng(cfg.seed + 1)
-    test, pool = _split(y, rng)
-    real = np.concatenate([pool[y[pool] == c][:REAL_PER_CLASS] for c in range(NUM_CLASSES)])
-    synth = np.setdiff1d(pool, real)
-    sources = [ArrayDataset(x[real], y[real]), ArrayDataset(_distort(x[synth], rng), y[synth])]
     length = 400
-    runs = {}
-    for share in MIX_RATIOS:
-        name = {1.0: "real only", 0.0: "synthetic only"}.get(share, f"{round(100 * share)}/{round(100 - 100 * share)}")
-        picked = [s for s, w in zip(sources, (share, 1 - share), strict=True) if w > 0]
-        weights = [w for w in (share, 1 - share) if w > 0]
-        mixed = WeightedConcatDataset(picked, weights, length=length, seed=cfg.seed, mode="exact")
-        sampler = mixed.sampler()
-        loader = DataLoader(mixed, batch_size=cfg.batch_size, sampler=sampler)
-        task = progress.add_task(f"mixing: {name} real/synthetic", total=cfg.epochs)
-        realised = mixed.report(0)["realised"]
-        model, _ = _train(loader, nn.CrossEntropyLoss(), cfg.epochs, cfg.seed, progress, task)
-        runs[name] = {
-            "requested_real_share": share,
-            "realised_real_share": realised[0] if share > 0 else 0.0,
-            **_scores(y[test], _predict(model, x[test])),
-        }
+    names = [_mix_name(share) for share in MIX_RATIOS]
+    tasks = {name: progress.add_task(f"mixing: {name} real/synthetic", total=cfg.epochs * cfg.seeds) for name in names}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    n_real = n_synth = 0
+    for seed in _seeds(cfg):
+        rng = np.random.default_rng([seed, 1])  # a stream of its own, apart from the long-tail split's
+        test, pool = _split(y, rng)
+        real = np.concatenate([pool[y[pool] == c][:REAL_PER_CLASS] for c in range(NUM_CLASSES)])
+        synth = np.setdiff1d(pool, real)
+        n_real, n_synth = int(real.size), int(synth.size)
+        sources = [ArrayDataset(x[real], y[real]), ArrayDataset(_distort(x[synth], rng), y[synth])]
+        for share, name in zip(MIX_RATIOS, names, strict=True):
+            picked = [s for s, w in zip(sources, (share, 1 - share), strict=True) if w > 0]
+            weights = [w for w in (share, 1 - share) if w > 0]
+            mixed = WeightedConcatDataset(picked, weights, length=length, seed=seed, mode="exact")
+            loader = DataLoader(mixed, batch_size=cfg.batch_size, sampler=mixed.sampler())
+            realised = mixed.report(0)["realised"]
+            model, _ = _train(loader, nn.CrossEntropyLoss(), cfg.epochs, seed, progress, tasks[name])
+            results[name].append(
+                {
+                    "requested_real_share": share,
+                    "realised_real_share": realised[0] if share > 0 else 0.0,
+                    **_scores(y[test], _predict(model, x[test])),
+                }
+            )
     return {
-        "real_images": int(real.size),
-        "synthetic_images": int(synth.size),
+        "real_images": n_real,
+        "synthetic_images": n_synth,
         "samples_per_epoch": length,
-        "runs": runs,
+        "runs": {name: _aggregate(runs, _seeds(cfg)) for name, runs in results.items()},
     }
 
 
+def _difference(run: dict[str, Any], base: dict[str, Any], key: str, words: tuple[str, str, str]) -> str:
+    """``words[0]`` / ``words[1]`` when the mean per-seed difference of ``key`` exceeds its sd, else ``words[2]``."""
+    delta = 100 * np.array([r[key] - b[key] for r, b in zip(run["per_seed"], base["per_seed"], strict=True)])
+    mean = float(delta.mean())
+    if delta.size < 2:
+        return f"{words[2]} ({mean:+.1f} points from one seed: no spread to judge by; use --seeds 3 or more)"
+    sd = float(delta.std(ddof=1))
+    verdict = words[0] if mean > sd else words[1] if mean < -sd else words[2]
+    return f"{verdict} ({mean:+.1f} ± {sd:.1f} points over {delta.size} seeds)"
+
+
 def _conclusions(report: dict[str, Any]) -> list[str]:
-    """Plain sentences read off the numbers, whichever way they point."""
+    """Plain sentences read off the numbers, whichever way they point; a verdict only beyond seed-to-seed spread."""
     lines = []
     lt = report["long_tail"]["runs"]
-    base = lt["plain shuffling"]["balanced_accuracy"]
+    base = lt["plain shuffling"]
+    words = ("helped", "hurt", "made no clear difference")
     for name, run in lt.items():
         if name == "plain shuffling":
             continue
-        delta = 100 * (run["balanced_accuracy"] - base)
-        verdict = "helped" if delta > 1 else "hurt" if delta < -1 else "made no clear difference (within 1 point)"
         lines.append(
-            f"Long tail: {name} {verdict}: balanced accuracy {100 * run['balanced_accuracy']:.1f}% vs "
-            f"{100 * base:.1f}% with plain shuffling ({delta:+.1f} points)."
+            f"Long tail: {name} {_difference(run, base, 'balanced_accuracy', words)}: balanced accuracy "
+            f"{_pm(run, 'balanced_accuracy')} vs {_pm(base, 'balanced_accuracy')} with plain shuffling."
         )
     mix = report["mixing"]["runs"]
-    real, synth = mix["real only"]["accuracy"], mix["synthetic only"]["accuracy"]
-    mixes = {k: v["accuracy"] for k, v in mix.items() if k not in ("real only", "synthetic only")}
-    best = max(mixes, key=lambda k: mixes[k])
-    delta = 100 * (mixes[best] - real)
-    verdict = "beat" if delta > 1 else "fell behind" if delta < -1 else "matched (within 1 point)"
+    real, synth = mix["real only"], mix["synthetic only"]
+    mixes = {k: v for k, v in mix.items() if k not in ("real only", "synthetic only")}
+    best = max(mixes, key=lambda k: mixes[k]["accuracy"])
+    verdict = _difference(mixes[best], real, "accuracy", ("beat", "fell behind", "did not clearly differ from"))
     lines.append(
-        f"Mixing: the best real/synthetic mix ({best}) {verdict} real only: {100 * mixes[best]:.1f}% vs "
-        f"{100 * real:.1f}% on real test images ({delta:+.1f} points); synthetic only reached {100 * synth:.1f}%."
+        f"Mixing: the best real/synthetic mix on average ({best}) {verdict} real only: "
+        f"{_pm(mixes[best], 'accuracy')} vs {_pm(real, 'accuracy')} on real test images; synthetic only reached "
+        f"{_pm(synth, 'accuracy')}."
     )
+    n = report["config"]["seeds"]
     lines.append(
-        "These are single runs of a small network on 8x8 digits; differences of a point or two are within "
-        "seed-to-seed noise. Rerun with other --seed values before drawing conclusions."
+        f"Mean ± sd over {n} seed(s) of a small network on 8x8 digits: a verdict is given only where the mean "
+        "difference exceeds the sd of the per-seed differences. More --seeds narrow the spread."
     )
     return lines
+
+
+def _pm(run: dict[str, Any], key: str) -> str:
+    """``mean ± sd`` of a score, in percent."""
+    return f"{100 * run[key]:.1f} ± {100 * run[key + '_sd']:.1f}%"
 
 
 def _plots(report: dict[str, Any], out: Path) -> list[Path]:
@@ -294,9 +340,18 @@ def _plots(report: dict[str, Any], out: Path) -> list[Path]:
     ax = fig.add_subplot()
     width = 0.8 / len(lt)
     for k, (name, run) in enumerate(lt.items()):
-        ax.bar(classes - 0.4 + k * width, run["recall_per_class"], width, label=name, align="edge")
+        ax.bar(
+            classes - 0.4 + k * width,
+            run["recall_per_class"],
+            width,
+            yerr=run["recall_per_class_sd"],
+            capsize=2,
+            label=name,
+            align="edge",
+        )
     ax.set(xlabel="digit class (training count falls left to right)", ylabel="test recall", ylim=(0, 1.05))
-    ax.set(title="Per-class recall on the balanced test set", xticks=classes)
+    seeds = report["config"]["seeds"]
+    ax.set(title=f"Per-class recall on the balanced test set (mean ± sd, {seeds} seed(s))", xticks=classes)
     ax.legend(fontsize="small", loc="lower left")
     paths.append(_save(fig, out / "longtail_recall.png"))
 
@@ -308,8 +363,11 @@ def _plots(report: dict[str, Any], out: Path) -> list[Path]:
     left.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     left.scatter(requested, realised, zorder=3)
     left.set(xlabel="requested share of real images", ylabel="realised share (one epoch)", title="Shares")
-    right.bar(list(mix), [r["accuracy"] for r in mix.values()], color="tab:blue")
-    right.set(ylabel="accuracy on real test images", title="Real/synthetic mix", ylim=(0, 1))
+    right.bar(
+        list(mix), [r["accuracy"] for r in mix.values()], yerr=[r["accuracy_sd"] for r in mix.values()], capsize=3
+    )
+    right.set(ylabel="accuracy on real test images", title=f"Real/synthetic mix (mean ± sd, {seeds} seed(s))")
+    right.set_ylim(0, 1)
     right.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     paths.append(_save(fig, out / "mixing.png"))
@@ -333,8 +391,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         "# mixweave demo report",
         "",
-        f"Data: scikit-learn's handwritten digits (8x8). Seed {report['config']['seed']}, "
-        f"{report['config']['epochs']} epochs per run.",
+        f"Data: scikit-learn's handwritten digits (8x8). {report['config']['epochs']} epochs per run; every "
+        f"number is mean ± sd over {report['config']['seeds']} seed(s) from {report['config']['seed']}.",
         "",
         "## Long tail",
         "",
@@ -346,7 +404,7 @@ def _markdown(report: dict[str, Any]) -> str:
     ]
     for name, run in lt["runs"].items():
         lines.append(
-            f"| {name} | {100 * run['balanced_accuracy']:.1f}% | {100 * run['macro_f1']:.1f}% | "
+            f"| {name} | {_pm(run, 'balanced_accuracy')} | {_pm(run, 'macro_f1')} | "
             f"{100 * run['class_shares_seen'][-1]:.1f}% |"
         )
     lines += [
@@ -366,7 +424,7 @@ def _markdown(report: dict[str, Any]) -> str:
     for name, run in mix["runs"].items():
         lines.append(
             f"| {name} | {run['requested_real_share']:.2f} | {run['realised_real_share']:.3f} | "
-            f"{100 * run['accuracy']:.1f}% |"
+            f"{_pm(run, 'accuracy')} |"
         )
     lines += ["", "![mixing](mixing.png)", "", "## What the numbers say", ""]
     lines += [f"- {line}" for line in report["conclusions"]]
@@ -398,7 +456,13 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     report: dict[str, Any] = {
-        "config": {"epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size, "data": "sklearn digits"},
+        "config": {
+            "epochs": cfg.epochs,
+            "seed": cfg.seed,
+            "seeds": cfg.seeds,
+            "batch_size": cfg.batch_size,
+            "data": "sklearn digits",
+        },
         "long_tail": long_tail,
         "mixing": mixing,
     }
@@ -408,13 +472,13 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     _write_text(cfg.out / "report.json", json.dumps(report, indent=2))
     _write_text(cfg.out / "report.md", _markdown(report))
 
-    table = Table(title="mixweave demo: summary")
+    table = Table(title=f"mixweave demo: summary (mean ± sd over {cfg.seeds} seed(s))")
     for col in ("experiment", "run", "balanced acc.", "macro F1", "accuracy"):
         table.add_column(col, justify="left" if col in ("experiment", "run") else "right")
     for name, run in long_tail["runs"].items():
-        table.add_row("long tail", name, f"{100 * run['balanced_accuracy']:.1f}%", f"{100 * run['macro_f1']:.1f}%", "")
+        table.add_row("long tail", name, _pm(run, "balanced_accuracy"), _pm(run, "macro_f1"), "")
     for name, run in mixing["runs"].items():
-        table.add_row("mixing", f"{name} real/synthetic", "", "", f"{100 * run['accuracy']:.1f}%")
+        table.add_row("mixing", f"{name} real/synthetic", "", "", _pm(run, "accuracy"))
     console.print(table)
     for line in report["conclusions"]:
         console.print(f"- {line}")
