@@ -18,7 +18,7 @@ PEERS_VENV ?= .venv-peers
 PEERS_SPEC ?= torch==2.14.1 torchvision==0.29.1 mosaicml-streaming==0.13.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install peers demo test test-peers lint typecheck check bench clean
+.PHONY: install peers demo test test-min test-peers lint typecheck check bench clean
 
 # The package with the command's extra (enough for `make demo`), then the test and integration extras (`make test`).
 $(CORE_STAMP): pyproject.toml
@@ -47,6 +47,15 @@ demo: $(CORE_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The suite on the lowest versions pyproject.toml declares (.ci/lowest.txt), in a venv of its own (.venv-min).
+MIN_VENV ?= .venv-min
+test-min:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -c "import torch" 2>/dev/null || $(MIN_VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(MIN_VENV)/bin/python -m pip install --quiet -e ".[dev]" -c .ci/lowest.txt
+	$(MIN_VENV)/bin/python -c "import numpy, pydantic, yaml, sklearn, matplotlib, PIL, rich; print('test-min on numpy', numpy.__version__, 'pydantic', pydantic.VERSION, 'PyYAML', yaml.__version__, 'scikit-learn', sklearn.__version__, 'matplotlib', matplotlib.__version__, 'Pillow', PIL.__version__)"
+	$(MIN_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
 # The README's comparison with HF datasets, torchdata and MosaicML Streaming, checked against the peers
 # themselves: installs the `peers` extra and builds .venv-peers (about 6 GB on first run).
 test-peers: $(STAMP) $(PEERS_STAMP)
@@ -69,4 +78,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -54,7 +54,9 @@ def _cmd_split(args: argparse.Namespace) -> int:
         # one group per image, merged with --group-column: rows of an image share the group of its first row
         key = np.unique(ids, return_inverse=True)[1]
         groups = key if groups is None else np.unique(groups, return_inverse=True)[1][first][key]
-    parts = multilabel_split(table.labels, args.fractions, seed=args.seed, groups=groups)
+    parts = multilabel_split(
+        table.labels, args.fractions, seed=args.seed, groups=groups, progress=False if args.quiet else None
+    )
     out = Path(args.out)
     written = [write_label_csv(out / f"{name}.csv", table, idx) for name, idx in zip(names, parts, strict=True)]
 
@@ -109,4 +111,5 @@ def add_parser(sub: Any) -> None:
     split.add_argument("--labels", nargs="+", metavar="LABEL", help="label names/columns (default: detected)")
     split.add_argument("--image-column", help="column of image file names (default: detected)")
     split.add_argument("--seed", type=int, default=0, help="seed of the tie-breaking order (default: 0)")
+    split.add_argument("--quiet", "-q", action="store_true", help="no progress bar (none either when not a terminal)")
     split.set_defaults(func=_cmd_split)

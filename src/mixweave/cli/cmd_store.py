@@ -65,7 +65,7 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
 
     from ..data.store import store_summary
 
-    info = store_summary(args.dir, allow_pickle=args.allow_pickle)
+    info = store_summary(args.dir, allow_pickle=args.allow_pickle, progress=False if args.quiet else None)
     if args.json:
         print(to_json(info))
         return 0
@@ -103,7 +103,7 @@ def _cmd_store_sync_labels(args: argparse.Namespace) -> int:
 
     ds = ClusterLabeledDataset(args.dir, allow_pickle=args.allow_pickle)
     created = not ds.has_label_array
-    ds.sync_label_array()
+    ds.sync_label_array(progress=False if args.quiet else None)
     action = "wrote a new" if created else "rewrote the"
     Console(soft_wrap=True).print(f"{action} label array of {ds.dataset_dir} from SQLite ({len(ds):,} samples)")
     return 0
@@ -115,6 +115,7 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pickle", action="store_true", help="read labels pickled by other tools (trusted files only)"
     )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar (none either when not a terminal)")
 
 
 def add_parser(sub: Any) -> None:

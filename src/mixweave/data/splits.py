@@ -28,11 +28,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validation import check_bool, check_int, check_weights, warn
 from ..core.draw import largest_remainder
 from ..core.weights import as_multihot
@@ -83,6 +84,7 @@ def multilabel_split(
     *,
     seed: int | None = 0,
     groups: Any = None,
+    progress: bool | None = None,
 ) -> list[np.ndarray]:
     """Split rows into disjoint parts that keep every label's prevalence close to the whole's.
 
@@ -92,6 +94,8 @@ def multilabel_split(
         seed: seed of the tie-breaking order; ``None`` keeps the input order (no randomness).
         groups: optional ``(N,)`` group id per row (e.g. patient id); rows of one group
             never span two splits.
+        progress: a bar on stderr while items are assigned (``None``: for at least 1,000,000 rows when
+            stderr is a terminal and rich is installed; ``False``: never).
 
     Returns:
         One sorted ``int64`` array of row indices per split.
@@ -103,7 +107,8 @@ def multilabel_split(
     if m < k:
         raise ValueError(f"cannot make {k} splits from {m} {'groups' if groups is not None else 'rows'}")
     order = np.arange(m) if seed is None else np.random.default_rng(check_int(seed, "seed", minimum=0)).permutation(m)
-    split = _assign(f, counts, sizes, order, hot.shape[0])
+    with progress_bar("splitting", m, progress, large=1_000_000) as advance:
+        split = _assign(f, counts, sizes, order, hot.shape[0], advance)
     row_split = split[item_of_row]
     sort = np.argsort(row_split, kind="stable")
     bounds = np.searchsorted(row_split[sort], np.arange(k + 1))
@@ -142,7 +147,14 @@ def _items(hot: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray, np.nda
     return item_of_row, counts.astype(np.int32), sizes
 
 
-def _assign(f: np.ndarray, counts: np.ndarray, sizes: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+def _assign(
+    f: np.ndarray,
+    counts: np.ndarray,
+    sizes: np.ndarray,
+    order: np.ndarray,
+    n: int,
+    advance: Callable[[int], None] = lambda n: None,
+) -> np.ndarray:
     """The split of each item (iterative stratification, Sechidis et al. 2011, vectorised per label).
 
     1. Take the label with the fewest positives left.
@@ -177,12 +189,14 @@ def _assign(f: np.ndarray, counts: np.ndarray, sizes: np.ndarray, order: np.ndar
             have[s] += counts[mine].sum(axis=0)
             room[s] -= sizes[mine].sum()
         remaining -= counts[items].sum(axis=0)
+        advance(items.size)
     rest = order[unassigned[order]]  # step 4
     if rest.size:
         free = np.maximum(room, 0)
         if free.sum() < sizes[rest].sum():  # groups overshot their room: share what is left by fractions
             free = largest_remainder(f, int(sizes[rest].sum()))
         split[rest] = _cut(sizes[rest].astype(np.float64), free)
+        advance(rest.size)
     return split
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..._progress import progress_bar
 from ..._validation import check_choice, check_int
 from .batch import SampleBatch
 from .cache import SlotCache
@@ -413,7 +414,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         replace_labels(self._con(), self._layout, writer, sample_id, new, self._check_writable)
         self._cache.invalidate(self._layout.index_of(sample_id))
 
-    def sync_label_array(self) -> None:
+    def sync_label_array(self, *, progress: bool | None = None) -> None:
         """Rewrite the label array from SQLite, in place; create it for stores that lack it.
 
         Needed only after labels were changed in SQLite by something other
@@ -422,14 +423,17 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         ``labels.npy``, ``labels.seq`` and a ``label_array`` key in
         ``dataset_info``; the files are written beside their final names and
         renamed into place. Readers in other processes that opened the store
-        before it had an array keep reading labels from SQLite.
+        before it had an array keep reading labels from SQLite. ``progress``: a
+        bar on stderr (``None``: for large stores when stderr is a terminal).
         """
         self._check_writable()
         con = self._con()
-        if self.has_label_array:
-            rewrite_label_array(con, self.dataset_dir, self._codec)
-        else:
-            create_label_array(con, self.dataset_dir, self._codec, self._size)
+        with progress_bar(f"syncing labels of {self.dataset_dir.name}", self._size, progress) as advance:
+            if self.has_label_array:
+                rewrite_label_array(con, self.dataset_dir, self._codec, advance)
+            else:
+                create_label_array(con, self.dataset_dir, self._codec, self._size, advance)
+        if not self.has_label_array:
             self.info["label_array"] = LABEL_ARRAY_FILE
             self.has_label_array = check_label_array(self.dataset_dir, self.info, self._size, self.n_clusters)
             self._handles.reopen_maps()  # now with the label array

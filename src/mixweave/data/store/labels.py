@@ -161,10 +161,11 @@ class LabelArrayWriter:
         lo = start - start % mmap.ALLOCATIONGRANULARITY
         self._map.flush(lo, start + self._row_bytes - lo)
 
-    def copy_from_sqlite(self, con: sqlite3.Connection) -> None:
+    def copy_from_sqlite(self, con: sqlite3.Connection, advance: Callable[[int], None] = lambda n: None) -> None:
         """Rewrite every row from SQLite (after a writer died, or labels changed there directly)."""
         for start, labels in label_rows(con, self._codec):
             self.labels[start : start + labels.shape[0]] = labels
+            advance(labels.shape[0])
         self._map.flush()
 
     def end(self) -> None:
@@ -247,13 +248,15 @@ def replace_labels(
     write_labels(con, update, writer, layout.index_of(sample_id), positions)
 
 
-def rewrite_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: LabelCodec) -> None:
-    """Rewrite an existing label array from SQLite, in place, under the seqlock."""
+def rewrite_label_array(
+    con: sqlite3.Connection, dataset_dir: Path, codec: LabelCodec, advance: Callable[[int], None] = lambda n: None
+) -> None:
+    """Rewrite an existing label array from SQLite, in place, under the seqlock; ``advance(rows)`` after each chunk."""
     writer = LabelArrayWriter(dataset_dir, codec)
     con.execute("BEGIN IMMEDIATE")
     try:
         writer.begin()
-        writer.copy_from_sqlite(con)
+        writer.copy_from_sqlite(con, advance)
         con.execute("COMMIT")
         writer.end()
     except BaseException:
@@ -263,7 +266,13 @@ def rewrite_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: Label
         writer.close()
 
 
-def create_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: LabelCodec, size: int) -> None:
+def create_label_array(
+    con: sqlite3.Connection,
+    dataset_dir: Path,
+    codec: LabelCodec,
+    size: int,
+    advance: Callable[[int], None] = lambda n: None,
+) -> None:
     """Write ``labels.npy`` and ``labels.seq`` for a store without them, and name them in ``dataset_info``.
 
     The files are written beside their final names and renamed into place
@@ -277,6 +286,7 @@ def create_label_array(con: sqlite3.Connection, dataset_dir: Path, codec: LabelC
             f.write(npy_header(size, len(LABEL_TYPES), codec.n_clusters))
             for _, labels in label_rows(con, codec):
                 f.write(labels.tobytes())
+                advance(labels.shape[0])
         fsync_path(dataset_dir)
         con.execute("INSERT OR REPLACE INTO dataset_info VALUES ('label_array', ?)", (LABEL_ARRAY_FILE,))
         con.execute("COMMIT")

@@ -6,12 +6,10 @@ A crash leaves either no store or the previous one, never half of one.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..._optional import require
+from ..._progress import progress_bar
 from ..._validation import check_int, check_real, warn
 from .format import (
     DB_FILE,
@@ -41,7 +39,6 @@ from .format import (
 
 __all__ = ["BUILD_CHUNK", "StoreWriter", "check_destination", "replace_dir", "write_store"]
 
-_PROGRESS_ROWS = 200_000  # builds at least this large show a progress bar unless told otherwise
 BUILD_CHUNK = 65_536  # rows per append when a store is built from arrays in memory
 
 
@@ -93,21 +90,20 @@ class StoreWriter:
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dataset_dir.name}.building-", dir=self.dataset_dir.parent))
         self._files: dict[str, BinaryIO] = {}
         self._closed = False
-        self._progress: Any = None
+        self._progress = contextlib.ExitStack()
         try:
             self._con = self._start_files()
         except BaseException:  # a full disk already here: nothing half-built stays behind
             self.abort()
             raise
         self.num_rows = 0
-        if progress is None:
-            progress = total is not None and total >= _PROGRESS_ROWS and sys.stderr.isatty() and _has_rich()
-        if progress:
-            rich_progress = require("rich.progress", extra="cli", feature="the store build's progress bar")
-            rich_console = require("rich.console", extra="cli", feature="the store build's progress bar")
-            self._progress = rich_progress.Progress(transient=True, console=rich_console.Console(stderr=True))
-            self._progress.start()
-            self._task = self._progress.add_task(f"building {self.dataset_dir.name}", total=total)
+        try:
+            self._advance = self._progress.enter_context(
+                progress_bar(f"building {self.dataset_dir.name}", total, progress)
+            )
+        except BaseException:
+            self.abort()
+            raise
 
     def _start_files(self) -> sqlite3.Connection:
         for key, name in EMBEDDING_FILES.items():
@@ -175,8 +171,7 @@ class StoreWriter:
         self._files["steering"].write(steering.tobytes())
         self._files["labels"].write(np.stack([labels[t] for t in LABEL_TYPES], axis=1).tobytes())
         self.num_rows += k
-        if self._progress is not None:
-            self._progress.advance(self._task, k)
+        self._advance(k)
 
     def finish(self) -> Path:
         """Finish the store and move it into place; returns its directory.
@@ -245,9 +240,7 @@ class StoreWriter:
             shutil.rmtree(self._tmp, ignore_errors=True)  # whatever happened, nothing half-built stays behind
 
     def _stop_progress(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._progress.close()
 
     def __enter__(self) -> Any:
         return self
@@ -362,7 +355,3 @@ def write_store(
         if off_simplex:
             warn(f"{off_simplex} of {n} rows of `source_labels` do not sum to 1; stored as given", stacklevel=4)
     return Path(dataset_dir)
-
-
-def _has_rich() -> bool:
-    return importlib.util.find_spec("rich") is not None
