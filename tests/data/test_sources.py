@@ -143,3 +143,13 @@ def test_example_training_script_runs():
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
     assert len(lines) == 2 and "0.800/0.200" in lines[0]
+
+
+def test_string_arrays_come_back_as_str_one_by_one_and_in_batches(tmp_path):
+    np.save(tmp_path / "names.npy", np.array(["high", "low", "medium", "low"]))  # a '<U6' array, no pickle
+    ds = ArrayDataset(np.arange(4.0), tmp_path / "names.npy")
+    assert ds[2] == (torch.tensor(2.0, dtype=torch.float64), "medium")
+    batch = ds.__getitems__([3, 0])
+    assert [name for _, name in batch] == ["low", "high"] and [float(x) for x, _ in batch] == [3.0, 0.0]
+    x, names = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert list(names) == ["high", "low", "medium", "low"] and x.tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -418,3 +418,92 @@ def test_samplers_under_torchdata_nodes_resume_from_the_loaders_state(stop):
         return
     assert seen + rest == plans.plan(0).tolist()  # 8 batches: 7 of 4 and a last one of 2
     assert [i for batch in restored for i in batch] == plans.plan(1).tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_pipeline_datamodule_resumes_position_epoch_and_curriculum_exactly(tmp_path, workers):
+    """A curriculum pipeline served by PipelineDataModule: a run checkpointed mid-epoch 2 (after the curriculum
+    moved on) and resumed from that checkpoint trains on the same indices, epoch by epoch, as an uninterrupted run."""
+    import lightning.pytorch as pl
+
+    from mixweave.integrations.lightning import CurriculumCallback, PipelineDataModule
+    from mixweave.pipeline import from_config
+
+    n = 60
+    np.save(tmp_path / "x.npy", np.arange(n, dtype=np.float32)[:, None])
+    np.save(tmp_path / "idx.npy", np.arange(n))
+    np.save(tmp_path / "q.npy", np.array(["high", "medium", "low"])[np.arange(n) % 3])
+    config = {
+        "root": str(tmp_path),
+        "sources": [{"type": "npy", "fields": {"x": "x.npy", "idx": "idx.npy", "q": "q.npy"}, "quality": "q"}],
+        "sampler": {
+            "type": "curriculum",
+            "curriculum": {
+                "qualities": ["high", "medium", "low"],
+                "phases": {"warm": {"high": 1.0}, "all": {"high": 0.4, "medium": 0.3, "low": 0.3}},
+                "patience": 1,
+            },
+        },
+        "loader": {"batch_size": 10},
+    }
+
+    class Recorder(pl.LightningModule):
+        def __init__(self, seen):
+            super().__init__()
+            self.layer, self.seen = torch.nn.Linear(1, 1), seen
+
+        def training_step(self, batch, _):
+            x, idx, _q = batch
+            self.seen.setdefault(self.current_epoch, []).extend(idx.tolist())
+            return self.layer(x).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.tensor(1.0))  # a plateau: the curriculum moves on after `patience` epochs
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    class CrashMidEpoch2(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 15:  # 6 steps per epoch: after the 3rd step of epoch 2
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise _Crash
+
+    val = DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=4)
+
+    def run(seen, callbacks=(), ckpt_path=None):
+        dm = PipelineDataModule(from_config(config), val_loader=val, num_workers=workers)
+        curriculum = CurriculumCallback(dm.pipeline.curriculum_state, monitor="val_loss")
+        _fit(
+            tmp_path,
+            Recorder(seen),
+            callbacks=[curriculum, *callbacks],
+            datamodule=dm,
+            max_epochs=4,
+            ckpt_path=ckpt_path,
+            use_distributed_sampler=False,
+            num_sanity_val_steps=0,
+        )
+        return dm
+
+    reference: dict[int, list[int]] = {}
+    dm = run(reference)
+    assert dm.pipeline.curriculum_state.phase == "all"  # the curriculum did move during the run
+    quality = np.array(["high", "medium", "low"])[np.arange(n) % 3]
+    assert set(quality[reference[0]]) == {"high"} and len(set(quality[reference[3]])) == 3
+    crashed: dict[int, list[int]] = {}
+    with pytest.raises(_Crash):
+        run(crashed, [CrashMidEpoch2()])
+    assert len(crashed[2]) == 30
+    resumed: dict[int, list[int]] = {}
+    run(resumed, ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert crashed[2] + resumed[2] == reference[2]  # the rest of the interrupted epoch, no repeat, no gap
+    assert resumed[3] == reference[3]  # then the next epoch, in the restored curriculum phase
+
+
+def test_pipeline_datamodule_checks_its_pipeline():
+    from mixweave.integrations.lightning import PipelineDataModule
+
+    with pytest.raises(TypeError, match="`pipeline` must be a mixweave Pipeline, got list"):
+        PipelineDataModule([])

@@ -20,6 +20,7 @@ out, including when a strategy does not help.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -108,6 +109,16 @@ def _model(generator: torch.Generator) -> nn.Module:
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
     return model
+
+
+class _NoBars:
+    """What the runs call on a progress display, doing nothing (``--quiet``, or stderr not a terminal)."""
+
+    def add_task(self, description: str, total: int) -> None:
+        return None
+
+    def advance(self, task: Any, advance: float = 1) -> None:
+        return None
 
 
 def _shuffle(n: int, seed: int) -> RandomSampler:
@@ -450,7 +461,10 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 64-unit MLP gains nothing from threads; idle-spinning ones cost a lot on 2 cores
     try:
-        with Progress(*columns, console=bars, transient=True, disable=cfg.quiet or not bars.is_terminal) as progress:
+        shown = not cfg.quiet and bars.is_terminal  # older rich writes a newline even when disabled: not built then
+        with (
+            Progress(*columns, console=bars, transient=True) if shown else contextlib.nullcontext(_NoBars()) as progress
+        ):
             long_tail = _long_tail_runs(cfg, progress)
             mixing = _mixing_runs(cfg, progress)
     finally:

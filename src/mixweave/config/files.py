@@ -65,14 +65,14 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")
         if "maximum nesting depth" in detail:  # libyaml's own limit (the pure-Python reader recurses instead)
-            raise ConfigError("is nested too deeply to read (over a thousand levels)", path=path) from None
+            raise ConfigError("is nested too deeply to read (libyaml stops at 1000 levels)", path=path) from None
         if "python/" in detail:
             detail = f"tags that build Python objects are not allowed (safe loading only): {detail}"
         raise ConfigError(detail, path=path) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     except RecursionError:
-        raise ConfigError("is nested too deeply to read (over a thousand levels)", path=path) from None
+        raise ConfigError("is nested too deeply to read (Python's recursion limit was reached)", path=path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -85,6 +85,9 @@ MAX_EXTENDS_DEPTH = 64
 #: The most values YAML aliases may add to a config once expanded (a "billion laughs" guard; a large file
 #: written out in full is fine).
 MAX_EXPANDED_VALUES = 1_000_000
+#: The deepest nesting read (newer libyaml stops at 1000 by itself; the pure-Python reader and older libyaml
+#: have no limit, and deep_merge recurses once per level).
+MAX_NESTING = 500
 
 
 def _safe_load(stream: Any, path: Path) -> Any:
@@ -94,7 +97,9 @@ def _safe_load(stream: Any, path: Path) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        expanded, written = _expanded_size(node)
+        expanded, written, depth = _expanded_size(node)
+        if depth > MAX_NESTING:
+            raise ConfigError(f"is nested too deeply to read (more than {MAX_NESTING} levels)", path=path)
         if expanded - written > MAX_EXPANDED_VALUES:  # what aliases add beyond the file itself
             raise ConfigError(
                 f"expands to more than {MAX_EXPANDED_VALUES:,} values through YAML aliases "
@@ -106,22 +111,24 @@ def _safe_load(stream: Any, path: Path) -> Any:
         loader.dispose()
 
 
-def _expanded_size(root: yaml.Node) -> tuple[int, int]:
-    """``(values once every alias is expanded, values written)``, counted on the node graph in linear time."""
+def _expanded_size(root: yaml.Node) -> tuple[int, int, int]:
+    """``(values once every alias is expanded, values written, nesting depth)``, from the node graph in linear time."""
     sizes: dict[int, int] = {}
     order: list[yaml.Node] = []
-    todo: list[yaml.Node] = [root]
+    todo: list[tuple[yaml.Node, int]] = [(root, 1)]
+    depth = 0
     while todo:  # iterative post-order: deep documents do not recurse
-        node = todo.pop()
+        node, level = todo.pop()
         if id(node) in sizes:
             continue
         sizes[id(node)] = -1
         order.append(node)
-        todo += _children(node)
+        depth = max(depth, level)
+        todo += [(child, level + 1) for child in _children(node)]
     for node in reversed(order):  # children are finished before their parents
         total = 1 + sum(max(sizes[id(child)], 1) for child in _children(node))
         sizes[id(node)] = min(total, 2 * MAX_EXPANDED_VALUES + len(order))
-    return sizes[id(root)], len(order)
+    return sizes[id(root)], len(order), depth
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

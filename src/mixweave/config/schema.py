@@ -27,6 +27,7 @@ __all__ = [
     "ArraySourceSpec",
     "ClusterStoreSourceSpec",
     "CsvSourceSpec",
+    "HuggingFaceSourceSpec",
     "LoaderSpec",
     "MixtureSpec",
     "PipelineConfig",
@@ -120,8 +121,47 @@ class PythonSourceSpec(_SourceBase):
     quality: str | None = None
 
 
+class HuggingFaceSourceSpec(_SourceBase):
+    """A Hugging Face ``datasets.Dataset``, read from local files only (never the network).
+
+    Either ``path``: a folder written by ``Dataset.save_to_disk`` (or a
+    ``DatasetDict``'s, with ``split``), or ``builder``: a packaged builder
+    (``parquet``, ``csv``, ``json``, ``arrow``, ``text``) with local ``data_files``
+    and ``split`` (default ``train``). ``columns`` keeps only those columns; items
+    are dicts (``format: torch`` or ``numpy`` for tensors or arrays). ``labels``,
+    ``tasks`` and ``quality`` name columns.
+    """
+
+    type: Literal["huggingface"]
+    path: str | None = None
+    builder: Literal["parquet", "csv", "json", "arrow", "text"] | None = None
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    split: str | None = None
+    columns: list[str] | None = Field(default=None, min_length=1)
+    format: Literal["torch", "numpy", "python"] = "python"
+    labels: str | None = None
+    tasks: str | None = None
+    quality: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> HuggingFaceSourceSpec:
+        if (self.path is None) == (self.builder is None):
+            raise ValueError("give exactly one of `path` (a save_to_disk folder) and `builder` (with `data_files`)")
+        if self.builder is not None and self.data_files is None:
+            raise ValueError(f"`builder: {self.builder}` needs `data_files` (local files; nothing is downloaded)")
+        if self.path is not None and self.data_files is not None:
+            raise ValueError("`data_files` is for `builder`; a `path` folder holds its own files")
+        if self.columns is not None:
+            for role in ("labels", "tasks", "quality"):
+                value = getattr(self, role)
+                if value is not None and value not in self.columns:
+                    raise ValueError(f"`{role}` must name one of `columns` {self.columns}, got {show(value)}")
+        return self
+
+
 SourceSpec = Annotated[
-    ArraySourceSpec | CsvSourceSpec | ClusterStoreSourceSpec | PythonSourceSpec, Field(discriminator="type")
+    ArraySourceSpec | CsvSourceSpec | ClusterStoreSourceSpec | PythonSourceSpec | HuggingFaceSourceSpec,
+    Field(discriminator="type"),
 ]
 
 
@@ -213,7 +253,7 @@ class PipelineConfig(_Spec):
         return self
 
 
-_SPECS: Final = (ArraySourceSpec, CsvSourceSpec, ClusterStoreSourceSpec, PythonSourceSpec)
+_SPECS: Final = (ArraySourceSpec, CsvSourceSpec, ClusterStoreSourceSpec, PythonSourceSpec, HuggingFaceSourceSpec)
 #: Source types by name, read from the spec classes' ``type`` literals.
 SOURCE_TYPES: Final[tuple[str, ...]] = tuple(
     t for spec in _SPECS for t in get_args(spec.model_fields["type"].annotation)

@@ -64,8 +64,8 @@ def load_array(path: str | os.PathLike[str], key: str | None = None) -> Any:
     raise ValueError(f"`path` must end in one of {', '.join(_SUFFIXES)}, got {path.name!r}")
 
 
-class ArrayDataset(Dataset[tuple[torch.Tensor, ...]]):
-    """Rows of one or more equally long arrays, returned as a tuple of tensors.
+class ArrayDataset(Dataset[tuple[Any, ...]]):
+    """Rows of one or more equally long arrays, returned as a tuple of tensors (``str`` for string arrays).
 
     Args:
         *arrays: array-likes (numpy arrays, memmaps, tensors) or paths to array files.
@@ -88,9 +88,19 @@ class ArrayDataset(Dataset[tuple[torch.Tensor, ...]]):
     def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.as_tensor(np.array(a[index])) for a in self.arrays)
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return tuple(_column(np.array(a[index])) for a in self.arrays)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, ...]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, ...]]:
         idx = np.asarray(indices, dtype=np.int64)
-        return rows([torch.as_tensor(np.asarray(a[idx])) for a in self.arrays])
+        columns = [_column(np.asarray(a[idx])) for a in self.arrays]
+        if all(isinstance(c, torch.Tensor) for c in columns):
+            return rows(columns)
+        return list(zip(*(c.unbind(0) if isinstance(c, torch.Tensor) else c for c in columns), strict=True))
+
+
+def _column(values: np.ndarray) -> Any:
+    """Numbers as a tensor; a string array (which torch cannot hold) as ``str`` values (a list for a batch)."""
+    if values.dtype.kind in "US":
+        return values.tolist()
+    return torch.as_tensor(values)

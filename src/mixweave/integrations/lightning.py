@@ -26,7 +26,7 @@ from ..config import CurriculumConfig
 from ..core.curriculum import CurriculumState
 from ..sampling.distributed import gather_state
 
-__all__ = ["CurriculumCallback", "SamplerCheckpoint"]
+__all__ = ["CurriculumCallback", "PipelineDataModule", "SamplerCheckpoint"]
 
 logger = logging.getLogger("mixweave.curriculum")
 
@@ -137,17 +137,41 @@ class SamplerCheckpoint(pl.Callback):
     """
 
     def __init__(self, sampler: Any, *, state_key: str = "mixweave_sampler") -> None:
-        if not (hasattr(sampler, "state_dict") and hasattr(sampler, "epoch_hooks")):
-            raise TypeError(f"`sampler` must be a mixweave sampler, got {type(sampler).__name__}")
+        self.position = _TrainedPosition(sampler)
         self.sampler = sampler
         self._state_key = str(state_key)
-        self._start: dict[str, Any] | None = None  # the sampler's state when its current iteration began
-        self._trained = 0  # indices of that iteration that completed training steps (this rank)
-        sampler.epoch_hooks.append(self._iteration_started)
 
     @property
     def state_key(self) -> str:
         return self._state_key
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self.position.trained(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.position.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state_dict)
+
+
+class _TrainedPosition:
+    """A mixweave sampler's position counted in samples that reached a training step, not samples fetched.
+
+    Lightning (and DataLoader workers) fetch batches ahead of the step, so the
+    sampler has yielded more than was trained on; a checkpoint must hold the
+    position of what completed steps consumed.
+    """
+
+    def __init__(self, sampler: Any) -> None:
+        if not (hasattr(sampler, "state_dict") and hasattr(sampler, "epoch_hooks")):
+            raise TypeError(f"`sampler` must be a mixweave sampler, got {type(sampler).__name__}")
+        self.sampler = sampler
+        self._start: dict[str, Any] | None = None  # the sampler's state when its current iteration began
+        self._trained = 0  # indices of that iteration that completed training steps (this rank)
+        sampler.epoch_hooks.append(self._iteration_started)
 
     def _iteration_started(self, sampler: Any, epoch: int) -> None:
         # Called by the sampler inside iter(), before it yields anything: its state is where the
@@ -155,20 +179,75 @@ class SamplerCheckpoint(pl.Callback):
         # it, before on_train_epoch_start.)
         self._start, self._trained = sampler.state_dict(), 0
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
-    ) -> None:
+    def trained(self, batch: Any) -> None:
         self._trained += _batch_size(batch)
 
     def state_dict(self) -> dict[str, Any]:
-        # Lightning fetches batches ahead of the step, so the sampler has yielded more than was
-        # trained on: save the position of what the completed steps consumed.
+        """:func:`~mixweave.sampling.gather_state` at the trained position (a collective under DDP)."""
         if self._start is None:
             return gather_state(self.sampler)
         return gather_state(self.sampler, {**self._start, "position": self._start["position"] + self._trained})
 
+
+class PipelineDataModule(pl.LightningDataModule):
+    """A ``LightningDataModule`` serving a mixweave :class:`~mixweave.pipeline.Pipeline`, resumable mid-epoch.
+
+    Its ``state_dict`` -- which Lightning writes into every checkpoint and
+    restores on ``trainer.fit(..., ckpt_path=...)`` -- holds the sampler's
+    position (counted in samples that reached a training step, so batches
+    prefetched by workers are not lost), its epoch, and the curriculum state of
+    a curriculum or joint sampler. A resumed run trains on exactly the rest of
+    the interrupted epoch, then on the following epochs as if never
+    interrupted, on the same or another number of devices. Give the trainer
+    ``use_distributed_sampler=False``: the sampler shards itself.
+
+    Args:
+        pipeline: a built pipeline (:func:`~mixweave.pipeline.from_config`).
+        val_loader: an optional validation ``DataLoader`` (or a callable returning one).
+        **loader_overrides: passed to :meth:`Pipeline.train_loader` (``num_workers=4``, ...).
+
+    Example (not run here)::
+
+        dm = PipelineDataModule(from_config("pipeline.yaml"), val_loader=val)
+        trainer = Trainer(callbacks=[CurriculumCallback(dm.pipeline.curriculum_state, monitor="val_loss")],
+                          use_distributed_sampler=False)
+        trainer.fit(model, datamodule=dm, ckpt_path="last.ckpt")
+    """
+
+    def __init__(self, pipeline: Any, *, val_loader: Any = None, **loader_overrides: Any) -> None:
+        super().__init__()
+        if not hasattr(pipeline, "train_loader") or not hasattr(pipeline, "sampler"):
+            raise TypeError(f"`pipeline` must be a mixweave Pipeline, got {type(pipeline).__name__}")
+        self.pipeline = pipeline
+        self.position = _TrainedPosition(pipeline.sampler)
+        self._val_loader = val_loader
+        self._overrides = loader_overrides
+
+    def train_dataloader(self) -> Any:
+        return self.pipeline.train_loader(**self._overrides)
+
+    def val_dataloader(self) -> Any:
+        if self._val_loader is None:
+            return []  # Lightning skips validation for an empty list
+        return self._val_loader() if callable(self._val_loader) else self._val_loader
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # called for the batch about to enter a step (prefetched batches wait until their turn)
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            self.position.trained(batch)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"sampler": self.position.state_dict()}
+        if self.pipeline.curriculum_state is not None:
+            state["curriculum"] = self.pipeline.curriculum_state.state_dict()
+        return state
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state_dict)
+        if "curriculum" in state_dict and self.pipeline.curriculum_state is not None:  # first: it sets the weights
+            self.pipeline.curriculum_state.load_state_dict(state_dict["curriculum"])
+        self.pipeline.sampler.load_state_dict(state_dict["sampler"])
 
 
 def _batch_size(batch: Any) -> int:

@@ -18,8 +18,16 @@ from typing import Any, Final
 
 import numpy as np
 
+from .._optional import require
 from .._validation import as_numpy, dispatch
-from ..config import ArraySourceSpec, ClusterStoreSourceSpec, ConfigError, CsvSourceSpec, PythonSourceSpec
+from ..config import (
+    ArraySourceSpec,
+    ClusterStoreSourceSpec,
+    ConfigError,
+    CsvSourceSpec,
+    HuggingFaceSourceSpec,
+    PythonSourceSpec,
+)
 from ..config.errors import ConfigFileNotFoundError
 from ..data.images import MultiLabelImageDataset
 from ..data.sources import ArrayDataset, load_array
@@ -149,6 +157,65 @@ def _python_source(spec: PythonSourceSpec, where: str, root: Path) -> BuiltSourc
     return BuiltSource(str(spec.name), dataset, labels=roles["labels"], tasks=roles["tasks"], quality=roles["quality"])
 
 
+def _huggingface_source(spec: HuggingFaceSourceSpec, where: str, root: Path) -> BuiltSource:
+    """``huggingface``: a ``datasets.Dataset`` from a ``save_to_disk`` folder or a packaged builder on local files.
+
+    Batches are read through the dataset's own ``__getitems__`` (one Arrow take per batch).
+    """
+    hf = require("datasets", extra="huggingface", feature="a `huggingface` source")
+    try:
+        if spec.path is not None:
+            folder = resolve_path(root, spec.path)
+            if not folder.exists():
+                raise ConfigFileNotFoundError(f"no dataset saved at {folder}", key=f"{where}.path")
+            loaded = hf.load_from_disk(str(folder))
+        else:
+            loaded = hf.load_dataset(
+                spec.builder, data_files=_local_files(spec.data_files, root), split=spec.split or "train"
+            )
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"cannot load the dataset: {exc}", key=where) from None
+    dataset = _one_split(loaded, spec.split, where, hf)
+    if spec.columns is not None:
+        missing = [c for c in spec.columns if c not in dataset.column_names]
+        if missing:
+            raise ConfigError(f"no column(s) {missing}; the dataset has {dataset.column_names}", key=f"{where}.columns")
+        dataset = dataset.select_columns(spec.columns)
+    roles: dict[str, np.ndarray | None] = {}
+    for role in ROLES:
+        column = getattr(spec, role)
+        if column is not None and column not in dataset.column_names:
+            raise ConfigError(f"no column {column!r}; the dataset has {dataset.column_names}", key=f"{where}.{role}")
+        roles[role] = None if column is None else np.asarray(dataset.with_format("numpy")[column])
+    if spec.format != "python":
+        dataset = dataset.with_format(spec.format)
+    return BuiltSource(str(spec.name), dataset, labels=roles["labels"], tasks=roles["tasks"], quality=roles["quality"])
+
+
+def _local_files(files: Any, root: Path) -> Any:
+    """``data_files`` with every path resolved against ``root`` (str, list, or ``{split: str | list}``)."""
+    if isinstance(files, dict):
+        return {k: _local_files(v, root) for k, v in files.items()}
+    if isinstance(files, list):
+        return [str(resolve_path(root, f)) for f in files]
+    return str(resolve_path(root, files))
+
+
+def _one_split(loaded: Any, split: str | None, where: str, hf: Any) -> Any:
+    """The ``datasets.Dataset`` to use: ``loaded`` itself, or ``split`` of a ``DatasetDict``."""
+    if isinstance(loaded, hf.DatasetDict):
+        if split is None:
+            if len(loaded) != 1:
+                raise ConfigError(f"the folder holds splits {list(loaded)}: name one with `split`", key=where)
+            return next(iter(loaded.values()))
+        if split not in loaded:
+            raise ConfigError(f"no split {split!r}; the folder holds {list(loaded)}", key=f"{where}.split")
+        return loaded[split]
+    if not isinstance(loaded, hf.Dataset):
+        raise ConfigError(f"expected a datasets.Dataset, got {type(loaded).__name__}", key=where)
+    return loaded
+
+
 #: Source builders by ``type`` (the schema's :data:`~mixweave.config.SOURCE_TYPES`).
 SOURCE_BUILDERS: Final[dict[str, Callable[[Any, str, Path], BuiltSource]]] = {
     "npy": _array_source,
@@ -157,6 +224,7 @@ SOURCE_BUILDERS: Final[dict[str, Callable[[Any, str, Path], BuiltSource]]] = {
     "csv": _csv_source,
     "cluster_store": _store_source,
     "python": _python_source,
+    "huggingface": _huggingface_source,
 }
 
 
