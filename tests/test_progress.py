@@ -69,7 +69,8 @@ def test_long_jobs_advance_their_bars_to_the_total(tmp_path, recorded):
         steering_labels=labels,
     )
     ds.sync_label_array()
-    store_summary(tmp_path / "s", chunk=64)
+    summary = store_summary(tmp_path / "s", chunk=64)
+    assert summary["cache_advice"]["cache_size"] == 100  # 10% of 300 is 30: at least 100 (and at most all 300)
     multilabel_split(rng.random((n, c)) < 0.3, [0.5, 0.5], seed=0)
     assert [(d.split(" ")[0], t, a) for d, t, a in recorded] == [
         ("syncing", n, n),

@@ -137,13 +137,17 @@ def test_a_dataset_dict_needs_its_split_named(tmp_path: Path) -> None:
         ({}, "exactly one of `path`"),
         ({"builder": "parquet"}, "`builder: parquet` needs `data_files`"),
         ({"path": "hf", "columns": ["x"], "labels": "label"}, r"`labels` must name one of `columns` \['x'\]"),
-        ({"path": "nowhere"}, "no dataset saved at"),
         ({"path": "hf", "columns": ["x", "nope"]}, r"no column\(s\) \['nope'\]"),
         ({"path": "hf", "labels": "nope"}, r"sources\[0\]\.labels.*no column 'nope'"),
         ({"path": "hf", "format": "pandas"}, "format"),
     ],
-    ids=["both", "neither", "no-files", "role-not-kept", "missing-folder", "missing-column", "missing-role", "format"],
+    ids=["both", "neither", "no-files", "role-not-kept", "missing-column", "missing-role", "format"],
 )
 def test_bad_huggingface_sources_are_config_errors(saved: Path, tmp_path: Path, source: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         from_config({"root": str(tmp_path), "sources": [{"type": "huggingface", **source}]})
+
+
+def test_a_missing_folder_is_a_file_not_found_error_that_says_hub_names_are_not_fetched(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"^`sources\[0\]\.path`: no dataset saved at .*imdb \(a folder"):
+        from_config({"root": str(tmp_path), "sources": [{"type": "huggingface", "path": "imdb"}]})

@@ -44,11 +44,12 @@ def store_summary(
         "bytes": sum(files.values()),
         "labels": {},
         "cache_advice": {
-            "cache_size": max(100, len(ds) // 10),
+            "cache_size": min(len(ds), max(100, len(ds) // 10)),
             "bytes_per_cached_sample": per_row,
             "note": (
-                "10% of the samples per process when the same samples come back soon; for random batches over "
-                "the whole store cache_size=0 reads faster (every DataLoader worker keeps its own cache)"
+                "10% of the samples (at least 100, at most all) per process when the same samples come back "
+                "soon; for random batches over the whole store cache_size=0 reads faster (every DataLoader "
+                "worker keeps its own cache)"
             ),
         },
     }
