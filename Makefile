@@ -63,8 +63,8 @@ test-peers: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m pytest -m peers tests/test_peers.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples docs
-	$(BIN)/ruff format --check src tests bench examples docs
+	$(BIN)/ruff check src tests bench examples docs conftest.py
+	$(BIN)/ruff format --check src tests bench examples docs conftest.py
 	@# the layers of docs/design.md: contracts in pyproject.toml ([tool.importlinter])
 	$(BIN)/lint-imports
 

@@ -166,6 +166,20 @@ def test_the_core_install_declares_only_torch_numpy_pyyaml_and_pydantic():
         assert any(dep.startswith(dist) for dep in extras[extra]), (extra, dist)
 
 
+def test_doctests_are_collected_and_pass_without_any_extra_or_integration():
+    blocked = _WITHOUT_EXTRAS.replace(
+        '{"sklearn", "scipy", "matplotlib", "PIL", "rich"}',
+        '{"sklearn", "scipy", "matplotlib", "PIL", "rich", "lightning", "mlflow", "optuna", "torchdata", "datasets"}',
+    )
+    assert blocked != _WITHOUT_EXTRAS
+    code = blocked + "import pytest\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'src/mixweave']))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "error" not in done.stdout.lower()
+
+
 def test_samplers_weights_losses_and_stores_work_without_any_extra(tmp_path):
     code = (
         _WITHOUT_EXTRAS
