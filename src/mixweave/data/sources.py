@@ -94,9 +94,7 @@ class ArrayDataset(Dataset[tuple[Any, ...]]):
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, ...]]:
         idx = np.asarray(indices, dtype=np.int64)
         columns = [_column(np.asarray(a[idx])) for a in self.arrays]
-        if all(isinstance(c, torch.Tensor) for c in columns):
-            return rows(columns)
-        return list(zip(*(c.unbind(0) if isinstance(c, torch.Tensor) else c for c in columns), strict=True))
+        return rows(columns)
 
 
 def _column(values: np.ndarray) -> Any:

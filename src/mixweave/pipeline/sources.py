@@ -163,15 +163,16 @@ def _huggingface_source(spec: HuggingFaceSourceSpec, where: str, root: Path) -> 
     Batches are read through the dataset's own ``__getitems__`` (one Arrow take per batch).
     """
     hf = require("datasets", extra="huggingface", feature="a `huggingface` source")
-    if spec.path is not None and not resolve_path(root, spec.path).exists():
+    folder = None if spec.path is None else resolve_path(root, spec.path)
+    if folder is not None and not folder.exists():
         raise ConfigFileNotFoundError(
-            f"no dataset saved at {resolve_path(root, spec.path)} (a folder written by save_to_disk; "
+            f"no dataset saved at {folder} (a folder written by save_to_disk; "
             "Hub names are never fetched: save the dataset locally first)",
             key=f"{where}.path",
         )
     try:
-        if spec.path is not None:
-            loaded = hf.load_from_disk(str(resolve_path(root, spec.path)))
+        if folder is not None:
+            loaded = hf.load_from_disk(str(folder))
         else:
             loaded = hf.load_dataset(
                 spec.builder, data_files=_local_files(spec.data_files, root), split=spec.split or "train"

@@ -19,9 +19,9 @@ from ..core._groups import grouped
 __all__ = ["FlatConcatDataset", "fetch", "fetch_located", "rows"]
 
 
-def rows(columns: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
-    """Split batched columns (each of shape ``(B, ...)``) into ``B`` per-sample tuples of views."""
-    return list(zip(*(c.unbind(0) for c in columns), strict=True))
+def rows(columns: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Split batched columns (tensors of shape ``(B, ...)``, or lists of ``B`` values) into ``B`` per-sample tuples."""
+    return list(zip(*(c.unbind(0) if isinstance(c, torch.Tensor) else c for c in columns), strict=True))
 
 
 def fetch(dataset: Any, items: np.ndarray) -> list[Any]:
