@@ -171,8 +171,8 @@ def test_persistent_workers_see_set_epoch():
         assert got[:, 1].tolist() == plan.indices.tolist()
 
 
-def test_stratified_round_robin_and_exhaustion():
-    ds = StratifiedConcatDataset([Tagged(0, 4), Tagged(1, 1), Tagged(2, 2)])
+def test_stratified_drop_out_round_robin_and_exhaustion():
+    ds = StratifiedConcatDataset([Tagged(0, 4), Tagged(1, 1), Tagged(2, 2)], cycle=False)
     assert len(ds) == 7
     got = [tuple(ds[i].tolist()) for i in range(7)]
     assert got == [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (0, 2), (0, 3)]
@@ -184,10 +184,53 @@ def test_stratified_matches_slow_loop(sizes):
     expected = []
     for r in range(max(sizes)):
         expected += [(s, r) for s, n in enumerate(sizes) if r < n]
-    ds = StratifiedConcatDataset([Tagged(s, n) for s, n in enumerate(sizes)], length=2 * sum(sizes) + 3)
+    ds = StratifiedConcatDataset([Tagged(s, n) for s, n in enumerate(sizes)], length=2 * sum(sizes) + 3, cycle=False)
     plan = ds.plan()
     got = list(zip(plan.sources.tolist(), plan.indices.tolist(), strict=True))
     assert got == (expected * 3)[: len(ds)]
+
+
+@pytest.mark.parametrize("sizes", [[5], [3, 3], [1, 7, 2, 7], [500, 200, 100]])
+def test_stratified_cycles_in_order_like_the_original_loop(sizes):
+    # the original: source i % n, item (i // n) % len(source), for every position
+    n = len(sizes)
+    length = 2 * sum(sizes) + 3
+    ds = StratifiedConcatDataset([Tagged(s, k) for s, k in enumerate(sizes)], length=length, shuffle=False)
+    plan = ds.plan()
+    expected = [(i % n, (i // n) % sizes[i % n]) for i in range(length)]
+    assert list(zip(plan.sources.tolist(), plan.indices.tolist(), strict=True)) == expected
+
+
+def test_stratified_default_gives_equal_contribution_with_fresh_passes():
+    sizes = [500, 200, 100]
+    ds = StratifiedConcatDataset([Tagged(s, k) for s, k in enumerate(sizes)], seed=3)
+    assert len(ds) == 800
+    plan = ds.plan()
+    assert np.bincount(plan.sources).tolist() == [267, 267, 266]  # the original's counts
+    assert plan.sources.tolist() == [i % 3 for i in range(800)]
+    for s, size in enumerate(sizes):
+        items = plan.indices[plan.sources == s]
+        # each full pass through a source holds every item once; the last pass is partial
+        full = items.size // size
+        for p in range(full):
+            assert sorted(items[p * size : (p + 1) * size].tolist()) == list(range(size))
+        assert np.unique(items[full * size :]).size == items.size - full * size
+    # the small source repeats in a new order each pass; epochs differ; the seed matters
+    small = plan.indices[plan.sources == 2]
+    assert small[:100].tolist() != small[100:200].tolist()
+    assert ds.plan(1).indices.tolist() != plan.indices.tolist()
+    other = StratifiedConcatDataset([Tagged(s, k) for s, k in enumerate(sizes)], seed=4)
+    assert other.plan().indices.tolist() != plan.indices.tolist()
+    assert ds.source_shares().tolist() == [1 / 3] * 3
+
+
+def test_stratified_items_equal_getitem_and_dataloader_workers():
+    ds = StratifiedConcatDataset([Tagged(0, 7), Tagged(1, 3)], length=40, seed=1)
+    ds.set_epoch(2)
+    plan = ds.plan()
+    got = torch.cat(list(DataLoader(ds, batch_size=6, num_workers=2)))
+    assert got[:, 0].tolist() == plan.sources.tolist()
+    assert got[:, 1].tolist() == plan.indices.tolist()
 
 
 def test_uniform_each_item_once_and_size_proportional():
@@ -296,12 +339,12 @@ def test_a_schedule_is_checked_at_the_saved_epoch():
         (
             lambda: WeightedConcatDataset([Tagged(0, 3)] * 2, [0.8, 0.3]),
             ValueError,
-            r"`weights` must sum to 1 \(within 1e-06\), got \[0.8, 0.3\] summing to 1.1",
+            r"^Weights must sum to 1.0, got 1.1: `weights` is \[0.8, 0.3\]",
         ),
         (
             lambda: WeightedConcatDataset([Tagged(0, 3)] * 2, [1.0]),
             ValueError,
-            r"`weights` must have one weight per dataset \(2\), got 1",
+            r"^Number of datasets \(2\) must match number of weights \(1\): `weights` needs one weight per dataset",
         ),
         (
             lambda: WeightedConcatDataset([Tagged(0, 3)] * 2, [1.5, -0.5]),
@@ -318,7 +361,7 @@ def test_a_schedule_is_checked_at_the_saved_epoch():
             ValueError,
             r"`datasets\[1\]` is empty",
         ),
-        (lambda: WeightedConcatDataset([], []), ValueError, r"`datasets` must be a non-empty list"),
+        (lambda: WeightedConcatDataset([], []), ValueError, r"^Must provide at least one dataset: `datasets` is an empty"),
         (
             lambda: WeightedConcatDataset([Tagged(0, 3), 5], [0.5, 0.5]),
             TypeError,
@@ -377,5 +420,5 @@ def test_bad_input(build, error, match):
 def test_schedule_callable_bad_weights_named_with_epoch():
     mixed = WeightedConcatDataset([Tagged(0, 3)] * 2, lambda e: [0.5, 0.5] if e == 0 else [0.9, 0.9])
     mixed.set_epoch(2)
-    with pytest.raises(ValueError, match=r"`weights\(2\)` must sum to 1"):
+    with pytest.raises(ValueError, match=r"^Weights must sum to 1.0, got 1.8: `weights\(2\)` is"):
         mixed[0]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._validation import check_choice, check_int, check_probabilities, check_saved_settings
+from .._validation import check_bool, check_choice, check_int, check_saved_settings, check_weights, show
 from ..core._groups import grouped
 from ..core.draw import CategoricalTable, interleave, largest_remainder
 from ..core.names import MODES, STRATEGIES
@@ -60,7 +60,10 @@ class MixPlan(NamedTuple):
 
 
 def _check_datasets(datasets: Any) -> list[Any]:
-    if isinstance(datasets, Dataset) or not isinstance(datasets, Sequence) or not datasets:
+    if isinstance(datasets, Sequence) and not isinstance(datasets, (Dataset, str)) and not datasets:
+        # the original's words first (users' `match=` tests), then mixweave's detail
+        raise ValueError("Must provide at least one dataset: `datasets` is an empty list")
+    if isinstance(datasets, Dataset) or not isinstance(datasets, Sequence):
         raise ValueError(f"`datasets` must be a non-empty list of datasets, got {type(datasets).__name__}")
     for pos, ds in enumerate(datasets):
         if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
@@ -230,9 +233,19 @@ class WeightedConcatDataset(MixedDataset):
             self._check_weights(self._schedule(0), "weights(0)")
 
     def _check_weights(self, weights: Any, name: str) -> np.ndarray:
-        w = check_probabilities(weights, name)
+        # the original's words first (users' `match=` tests), then mixweave's detail
+        w = check_weights(weights, name)
         if w.shape[0] != len(self.datasets):
-            raise ValueError(f"`{name}` must have one weight per dataset ({len(self.datasets)}), got {w.shape[0]}")
+            raise ValueError(
+                f"Number of datasets ({len(self.datasets)}) must match number of weights ({w.shape[0]}): "
+                f"`{name}` needs one weight per dataset"
+            )
+        total = float(w.sum())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"Weights must sum to 1.0, got {total:.6g}: `{name}` is {show(list(map(float, w)))}; "
+                "divide by their sum to keep their ratios"
+            )
         return w
 
     def source_shares(self, epoch: int | None = None) -> np.ndarray:
@@ -279,23 +292,54 @@ class WeightedConcatDataset(MixedDataset):
 
 
 class StratifiedConcatDataset(MixedDataset):
-    """Round-robin over sources: ``d0[0], d1[0], d2[0], d0[1], ...``; exhausted sources drop out.
+    """Round-robin over sources: position ``i`` comes from source ``i % n``; every source contributes equally.
 
-    The default length is the total size, so each item appears exactly once;
-    a longer ``length`` starts the rotation again. Deterministic: no seed.
+    A source that runs out is cycled: each pass through it is a fresh order
+    drawn from ``(seed, epoch, source, pass)``, so a small source repeats its
+    items evenly and a large one is visited in a new order each epoch. The
+    default length is the total size of all sources (the original's default),
+    which is ``length / n`` draws from every source.
+
+    Args:
+        datasets: the sources, each with ``__len__`` and ``__getitem__``.
+        length: positions per epoch (default: the total size of all sources).
+        seed: base seed of the per-pass orders.
+        cycle: ``True`` (default): equal contribution, smaller sources cycle.
+            ``False``: mixweave 0.x's behaviour -- each item exactly once per
+            ``total size`` positions, exhausted sources drop out of the rotation.
+        shuffle: with ``cycle=True``, draw a fresh order per pass (default);
+            ``False`` reads each source in order, ``item = (i // n) % len(source)``,
+            exactly as the original ``connectomics`` class does.
+
+    Raises:
+        ValueError: ``Must provide at least one dataset`` for an empty list;
+            an empty source; a non-positive ``length``.
 
     Example:
-        >>> ds = StratifiedConcatDataset([list("abc"), list("x"), list("pq")])
+        >>> ds = StratifiedConcatDataset([list("abc"), list("x"), list("pq")], shuffle=False)
         >>> "".join(ds[i] for i in range(len(ds)))
+        'axpbxqcxp'
+        >>> old = StratifiedConcatDataset([list("abc"), list("x"), list("pq")], cycle=False)
+        >>> "".join(old[i] for i in range(len(old)))
         'axpbqc'
     """
 
     _KIND = "stratified"
 
-    def __init__(self, datasets: Sequence[Any], length: int | None = None) -> None:
-        super().__init__(datasets, length, seed=0)
-        # Between consecutive distinct sizes the set of active sources is fixed:
-        # segment t covers rounds [levels[t], levels[t+1]) with active[t] sources.
+    def __init__(
+        self,
+        datasets: Sequence[Any],
+        length: int | None = None,
+        *,
+        seed: int = 0,
+        cycle: bool = True,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__(datasets, length, seed)
+        self.cycle = check_bool(cycle, "cycle")
+        self.shuffle = check_bool(shuffle, "shuffle")
+        # cycle=False: between consecutive distinct sizes the set of active sources is
+        # fixed; segment t covers rounds [levels[t], levels[t+1]) with active[t] sources.
         levels = np.concatenate(([0], np.unique(self.sizes)))
         self._levels = levels[:-1]
         self._active = [np.flatnonzero(self.sizes > lv) for lv in self._levels]
@@ -306,15 +350,34 @@ class StratifiedConcatDataset(MixedDataset):
         self._table = np.array([np.pad(a, (0, width - a.size)) for a in self._active], dtype=np.int64)
 
     def source_shares(self, epoch: int | None = None) -> np.ndarray:
-        # round-robin is deterministic: its shares are those of its plan
+        if self.cycle:
+            return np.full(self.sizes.size, 1.0 / self.sizes.size)
+        # the drop-out rotation is deterministic: its shares are those of its plan
         return np.bincount(self.plan(epoch).sources, minlength=self.sizes.size) / self.length
 
     def _locate(self, epoch: int, positions: np.ndarray) -> MixPlan:
+        if self.cycle:
+            n = self.sizes.size
+            sources, draws = positions % n, positions // n
+            if not self.shuffle:
+                return MixPlan(sources, draws % self.sizes[sources])
+            key = derive_key(self.seed, epoch)
+            indices = np.empty(positions.size, dtype=np.int64)
+            for s, slots in enumerate(grouped(sources, n)):
+                if slots.size:
+                    size = int(self.sizes[s])
+                    indices[slots] = per_pass(
+                        derive_key(key, 2, s), size, draws[slots], lambda pk, j, size=size: permute(pk, size, j)
+                    )
+            return MixPlan(sources, indices)
         pos = positions % self.total_size
         seg = np.searchsorted(self._starts, pos, side="right") - 1
         offset = pos - self._starts[seg]
         active = self._counts[seg]
         return MixPlan(self._table[seg, offset % active], self._levels[seg] + offset // active)
+
+    def plan_settings(self, epoch: int | None = None) -> dict[str, Any]:
+        return {**super().plan_settings(epoch), "cycle": self.cycle, "shuffle": self.shuffle}
 
 
 class UniformConcatDataset(MixedDataset):
