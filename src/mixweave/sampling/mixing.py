@@ -318,7 +318,7 @@ class StratifiedConcatDataset(MixedDataset):
     Example:
         >>> ds = StratifiedConcatDataset([list("abc"), list("x"), list("pq")], shuffle=False)
         >>> "".join(ds[i] for i in range(len(ds)))
-        'axpbxqcxp'
+        'axpbxq'
         >>> old = StratifiedConcatDataset([list("abc"), list("x"), list("pq")], cycle=False)
         >>> "".join(old[i] for i in range(len(old)))
         'axpbqc'
