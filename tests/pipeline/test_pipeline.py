@@ -95,6 +95,50 @@ def test_mixed_data_shape_strategies_and_flag(tmp_path: Path) -> None:
         from_config(typo)
 
 
+def test_original_tutorial_numbered_shape_equals_the_list_shape() -> None:
+    # the original tutorial writes `dataset1:`/`dataset2:` mappings with `train_image`/`train_label`
+    numbered = {
+        "data": {
+            "use_mixed_datasets": True,
+            "mixing_strategy": "weighted",
+            "dataset2": {"train_image": str(DATA / "real_image.npy"), "train_label": str(DATA / "real_label.npy")},
+            "dataset1": {
+                "train_image": str(DATA / "synthetic_image.npy"),
+                "train_label": str(DATA / "synthetic_label.npy"),
+            },
+            "dataset_weights": [0.8, 0.2],
+            "samples_per_epoch": 1000,
+        }
+    }
+    listed = {
+        "data": {
+            **{k: v for k, v in numbered["data"].items() if not k.startswith("dataset") or k == "dataset_weights"},
+            "datasets": [
+                {"image": str(DATA / f"{t}_image.npy"), "label": str(DATA / f"{t}_label.npy")}
+                for t in ("synthetic", "real")
+            ],
+        }
+    }
+    got, want = from_config(numbered), from_config(listed)
+    assert list(got.sources) == ["dataset1", "dataset2"]  # by number, not by the order in the file
+    assert np.array_equal(got.global_plan(0), want.global_plan(0))
+    ds = mixweave.mixture_from_config(numbered)
+    assert isinstance(ds, mixweave.WeightedConcatDataset) and len(ds) == 1000
+    # errors name the key as written
+    bad = {"data": {**numbered["data"], "dataset2": {"train_image": "x.png"}}}
+    with pytest.raises(ConfigError, match=r"`data\.dataset2`: `image` must end in one of"):
+        from_config(bad)
+    both = {"data": {**numbered["data"], "dataset1": {"image": "a.npy", "train_image": "a.npy"}}}
+    with pytest.raises(ConfigError, match=r"`data\.dataset1`: give `image` or `train_image`, not both"):
+        from_config(both)
+    mixed = {"data": {**listed["data"], "dataset3": {"image": "a.npy"}}}
+    with pytest.raises(ConfigError, match=r"`data\.dataset3`: give `datasets:` or \['dataset3'\], not both"):
+        from_config(mixed)
+    missing = {"data": {**numbered["data"], "dataset2": {"train_image": str(DATA / "nope_image.npy")}}}
+    with pytest.raises(FileNotFoundError, match=r"^`data\.dataset2\.train_image`: array file not found"):
+        from_config(missing)
+
+
 # -- the pipeline schema ------------------------------------------------------------
 
 
@@ -518,7 +562,7 @@ MIXED = {"type": "real", "image": str(DATA / "real_image.npy")}
         ({"data": {"datasets": ["x.npy"]}}, r"`data\.datasets\[0\]`: must be a mapping with an `image` path"),
         (
             {"data": {"datasets": [{**MIXED, "mask": "m.npy"}]}},
-            r"`data\.datasets\[0\]`: unknown key\(s\) \['mask'\]; a dataset has `type`, `image` and `label`",
+            r"`data\.datasets\[0\]`: unknown key\(s\) \['mask'\]; a dataset has `type`, `image` \(or `train_image`\)",
         ),
         ({"data": {"datasets": [{**MIXED, "image": "a.png"}]}}, r"`data\.datasets\[0\]`: `image` must end in one of"),
         ({"data": {"datasets": [MIXED]}}, r"`data\.dataset_weights`: is required with mixing_strategy 'weighted'"),

@@ -361,7 +361,11 @@ def test_a_schedule_is_checked_at_the_saved_epoch():
             ValueError,
             r"`datasets\[1\]` is empty",
         ),
-        (lambda: WeightedConcatDataset([], []), ValueError, r"^Must provide at least one dataset: `datasets` is an empty"),
+        (
+            lambda: WeightedConcatDataset([], []),
+            ValueError,
+            r"^Must provide at least one dataset: `datasets` is an empty",
+        ),
         (
             lambda: WeightedConcatDataset([Tagged(0, 3), 5], [0.5, 0.5]),
             TypeError,

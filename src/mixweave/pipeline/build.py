@@ -62,7 +62,7 @@ from ..sampling import (
 )
 from .samplers import Rows, make_sampler
 from .sources import ROLES, BuiltSource, build_source
-from .translate import LoadedConfig, load_pipeline_config
+from .translate import LoadedConfig, is_mixed_data, load_pipeline_config
 
 __all__ = ["MIXTURE_BUILDERS", "Pipeline", "build_pipeline", "from_config", "mixture_from_config"]
 
@@ -358,8 +358,11 @@ def mixture_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLik
     if not isinstance(config, Mapping):
         raise TypeError(f"`config` must be a mapping with the mixed-data keys, got {type(config).__name__}")
     section = config["data"] if isinstance(config.get("data"), Mapping) else config
-    if not isinstance(section, Mapping) or "datasets" not in section:
-        raise ConfigError("the mixed-data shape lists its sources under `datasets`", key="data.datasets")
+    if not isinstance(section, Mapping) or not is_mixed_data(section):
+        raise ConfigError(
+            "the mixed-data shape lists its sources under `datasets` (or as `dataset1:`, `dataset2:`, ...)",
+            key="data.datasets",
+        )
     loaded = load_pipeline_config(config)
     loaded.root = Path(base_dir)
     pipeline = build_pipeline(loaded)

@@ -15,6 +15,7 @@ a ``sampler:`` section through :func:`translate_sampling`.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from ..config.errors import KeyAliases, LocatedError
 __all__ = [
     "ARRAY_SUFFIXES",
     "LoadedConfig",
+    "is_mixed_data",
     "load_pipeline_config",
     "translate_mixed_data",
     "translate_sampling",
@@ -70,14 +72,44 @@ def translate_sampling(section: JointSamplingConfig | Mapping[str, Any]) -> dict
     return out
 
 
-def _mixed_data_source(spec: Any, i: int, prefix: str, name: str) -> dict[str, Any]:
+_NUMBERED = re.compile(r"dataset(\d+)")
+#: The original tutorial's ``train_image``/``train_label`` are the same as ``image``/``label``.
+_ROLE_KEYS = {"image": ("image", "train_image"), "label": ("label", "train_label")}
+
+
+def _numbered(section: Mapping[str, Any]) -> list[str]:
+    """The ``dataset1:``, ``dataset2:``, ... keys of a section (the original tutorial's shape), by number."""
+    keys = [k for k in section if isinstance(k, str) and _NUMBERED.fullmatch(k)]
+    return sorted(keys, key=lambda k: int(k[len("dataset") :]))
+
+
+def is_mixed_data(section: Mapping[str, Any]) -> bool:
+    """Whether a mapping is the mixed-data shape: sources under ``datasets`` or as ``dataset1:``, ``dataset2:``..."""
+    return "datasets" in section or bool(_numbered(section))
+
+
+def _role(spec: Mapping[str, Any], role: str, key: str) -> str | None:
+    """Which of ``image``/``train_image`` (``label``/``train_label``) an entry uses; both is an error."""
+    given = [k for k in _ROLE_KEYS[role] if k in spec]
+    if len(given) > 1:
+        raise ConfigError(f"give `{given[0]}` or `{given[1]}`, not both (they mean the same)", key=key)
+    return given[0] if given else None
+
+
+def _mixed_data_source(spec: Any, key: str, name: str) -> dict[str, Any]:
     """One ``{type, image, label}`` entry of the mixed-data shape as a pipeline source."""
-    key = f"{prefix}datasets[{i}]"
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("image"), str):
+    if not isinstance(spec, Mapping):
         raise ConfigError(f"must be a mapping with an `image` path, got {show(spec)}", key=key)
-    extra = sorted(set(spec) - {"type", "image", "label"})
+    extra = sorted(set(spec) - {"type", *_ROLE_KEYS["image"], *_ROLE_KEYS["label"]})
     if extra:
-        raise ConfigError(f"unknown key(s) {extra}; a dataset has `type`, `image` and `label`", key=key)
+        raise ConfigError(
+            f"unknown key(s) {extra}; a dataset has `type`, `image` (or `train_image`) and `label` (or `train_label`)",
+            key=key,
+        )
+    image_key, label_key = _role(spec, "image", key), _role(spec, "label", key)
+    if image_key is None or not isinstance(spec[image_key], str):
+        raise ConfigError(f"must be a mapping with an `image` path, got {show(spec)}", key=key)
+    spec = {"type": spec.get("type"), "image": spec[image_key], "label": spec.get(label_key) if label_key else None}
     suffix = Path(spec["image"]).suffix.lower()
     if suffix not in ARRAY_SUFFIXES:
         raise ConfigError(f"`image` must end in one of {sorted(ARRAY_SUFFIXES)}, got {spec['image']!r}", key=key)
@@ -125,19 +157,30 @@ def translate_mixed_data(section: Mapping[str, Any], prefix: str = "") -> tuple[
         "seed",
         *_LOADER_KEYS,
     }
-    unknown = sorted(set(section) - known)
+    unknown = sorted(set(section) - known - set(_numbered(section)))
     if unknown:
         hint = did_you_mean(unknown[0], known)
         raise ConfigError(f"unknown key(s) {unknown}{hint}; allowed: {sorted(known)}", key=prefix + unknown[0])
-    specs = section.get("datasets")
-    if not isinstance(specs, list) or not specs:
-        raise ConfigError(f"must be a non-empty list of sources, got {show(specs)}", key=prefix + "datasets")
+    numbered = _numbered(section)
+    if numbered and "datasets" in section:
+        raise ConfigError(f"give `datasets:` or {numbered}, not both", key=prefix + numbered[0])
+    if numbered:  # the original tutorial's shape: `dataset1: {train_image, train_label}`, ...
+        specs = [section[k] for k in numbered]
+        keys = [prefix + k for k in numbered]
+    else:
+        specs = section.get("datasets")
+        if not isinstance(specs, list) or not specs:
+            raise ConfigError(f"must be a non-empty list of sources, got {show(specs)}", key=prefix + "datasets")
+        keys = [f"{prefix}datasets[{i}]" for i in range(len(specs))]
     types = Counter(s.get("type") if isinstance(s, Mapping) else None for s in specs)
     sources = []
     for i, spec in enumerate(specs):
         kind = spec.get("type") if isinstance(spec, Mapping) else None
-        name = f"{kind or 'source'}{i}" if kind is None or types[kind] > 1 else str(kind)
-        sources.append(_mixed_data_source(spec, i, prefix, name))
+        if numbered and kind is None:
+            name = numbered[i]
+        else:
+            name = f"{kind or 'source'}{i}" if kind is None or types[kind] > 1 else str(kind)
+        sources.append(_mixed_data_source(spec, keys[i], name))
     aliases: dict[str, Any] = {
         "mixture.weights": (prefix + "dataset_weights", None),
         "mixture.strategy": (prefix + "mixing_strategy", None),
@@ -146,10 +189,11 @@ def translate_mixed_data(section: Mapping[str, Any], prefix: str = "") -> tuple[
         "seed": (prefix + "seed", None),
         **{f"loader.{k}": (prefix + k, None) for k in _LOADER_KEYS},
     }
-    for i in range(len(specs)):
-        aliases[f"sources[{i}]"] = (f"{prefix}datasets[{i}]", None)
+    for i, spec in enumerate(specs):
+        aliases[f"sources[{i}]"] = (keys[i], None)
         for role in ("image", "label"):
-            aliases[f"sources[{i}].fields.{role}"] = (f"{prefix}datasets[{i}].{role}", None)
+            used = next((k for k in _ROLE_KEYS[role] if isinstance(spec, Mapping) and k in spec), role)
+            aliases[f"sources[{i}].fields.{role}"] = (f"{keys[i]}.{used}", None)
     raw = {
         "sources": sources,
         "mixture": _mixed_data_mixture(section, prefix),
@@ -252,7 +296,7 @@ def _translate(data: dict[str, Any], path: Path | None) -> tuple[dict[str, Any],
     if "sessions" in data:
         assert path is not None  # _read refuses sessions in a mapping
         raw, sessions, aliases = translate_sessions(path, data)
-    elif "sources" not in data and isinstance(data.get("data"), Mapping) and "datasets" in data["data"]:
+    elif "sources" not in data and isinstance(data.get("data"), Mapping) and is_mixed_data(data["data"]):
         beside = sorted(set(data) - {"data", "sampling"})  # the shape is the `data:` section (and `sampling:`)
         if beside:
             hint = did_you_mean(beside[0], ("data", "sampling"))
@@ -260,7 +304,7 @@ def _translate(data: dict[str, Any], path: Path | None) -> tuple[dict[str, Any],
         raw, aliases = translate_mixed_data(data["data"], "data.")
         if "sampling" in data:
             raw["sampling"] = data["sampling"]
-    elif "sources" not in data and "datasets" in data:
+    elif "sources" not in data and is_mixed_data(data):
         raw, aliases = translate_mixed_data(data, "")
     else:
         raw = dict(data)
