@@ -144,12 +144,42 @@ def test_class_id_targets_are_one_hot(batch):
 def test_combined_is_the_weighted_sum(batch):
     logits, targets = batch
     pw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
-    got = CombinedLoss(pos_weights=pw, bce_weight=0.6, focal_weight=0.4, alpha=0.3, gamma=1.5)(logits, targets)
+    got = CombinedLoss(pos_weights=pw, bce_weight=0.6, focal_weight=0.4, focal_alpha=0.3, focal_gamma=1.5)
     ref = (
         0.6 * F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw.double())
         + 0.4 * _focal_reference(logits, targets, 0.3, 1.5).mean()
     )
-    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(got(logits, targets), ref)
+    # the original X-Lite positional order: (pos_weights, focal_alpha, focal_gamma, bce_weight, focal_weight)
+    torch.testing.assert_close(CombinedLoss(pw, 0.3, 1.5, 0.6, 0.4)(logits, targets), ref)
+    # mixweave 0.x's spellings still work, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning) as caught:
+        old = CombinedLoss(pos_weights=pw, bce_weight=0.6, focal_weight=0.4, alpha=0.3, gamma=1.5)
+    assert [str(w.message) for w in caught] == [
+        "`alpha=` is deprecated; write `focal_alpha=`",
+        "`gamma=` is deprecated; write `focal_gamma=`",
+    ]
+    torch.testing.assert_close(old(logits, targets), ref)
+    with pytest.raises(TypeError, match=r"give `focal_alpha` or its deprecated spelling `alpha`, not both"):
+        CombinedLoss(focal_alpha=0.5, alpha=0.3)
+    # defaults: the document's 0.7 BCE + 0.3 focal, alpha 0.25, gamma 2, mean reduction
+    default = CombinedLoss(pos_weights=pw)(logits, targets)
+    ref_default = (
+        0.7 * F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw.double())
+        + 0.3 * _focal_reference(logits, targets, 0.25, 2.0).mean()
+    )
+    torch.testing.assert_close(default, ref_default)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_combined_reductions_against_the_reference(batch, reduction):
+    logits, targets = batch
+    pw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    got = CombinedLoss(pw, 0.4, 1.0, 0.5, 0.5, reduction=reduction)(logits, targets)
+    per = 0.5 * F.binary_cross_entropy_with_logits(
+        logits, targets, pos_weight=pw.double(), reduction="none"
+    ) + 0.5 * _focal_reference(logits, targets, 0.4, 1.0)
+    torch.testing.assert_close(got, per.sum() if reduction == "sum" else per)
 
 
 def test_losses_backpropagate_and_move_with_the_module(batch):

@@ -171,3 +171,46 @@ def test_min_rank_equals_scipy_rankdata_min():
     a = np.round(rng.random((200, 17)), 1)  # many ties
     a[rng.random(a.shape) < 0.2] = -np.inf
     np.testing.assert_array_equal(_min_rank(a), rankdata(a, method="min", axis=1))
+
+
+def test_original_x_lite_calls_work():
+    # as the original's users call it: positional threshold, `disease_labels=`, `Macro_AUC`
+    p, y = _data(n=400, c=4, seed=3)
+    y[:, 2] = 0  # a class without positives: left out of Macro_AUC, as the original skips it
+    names = ["Atelectasis", "Cardiomegaly", "Hernia", "Mass"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.warns(DeprecationWarning, match=r"`disease_labels=` is deprecated; write `labels=`"):
+            old = compute_metrics(torch.tensor(p), torch.tensor(y), 0.4, disease_labels=names)
+        new = compute_metrics(p, y, threshold=0.4, labels=names)
+        np.testing.assert_equal(old, new)  # dicts, NaN equal to NaN
+        with pytest.warns(DeprecationWarning):
+            auc = calculate_auc_roc(p, y, disease_labels=names)
+    expected = {n: skm.roc_auc_score(y[:, j], p[:, j]) for j, n in enumerate(names) if n != "Hernia"}
+    assert list(auc) == [*names, "Macro_AUC"]
+    assert all(auc[n] == pytest.approx(v) for n, v in expected.items()) and np.isnan(auc["Hernia"])
+    assert auc["Macro_AUC"] == pytest.approx(np.mean(list(expected.values())))
+    with pytest.raises(TypeError, match=r"give `labels` or its original spelling `disease_labels`, not both"):
+        compute_metrics(p, y, labels=names, disease_labels=names)
+    with pytest.raises(TypeError, match=r"`threshold` \(the third positional argument.*pass class names as `labels=`"):
+        compute_metrics(p, y, names)  # mixweave 0.x's positional labels: a clear error, not a misbinding
+    with pytest.raises(ValueError, match=r"`labels` must not contain 'Macro_AUC'"):
+        calculate_auc_roc(p, y, ["a", "b", "Macro_AUC", "d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        none_defined = calculate_auc_roc(p, np.zeros_like(y))
+    assert np.isnan(none_defined["Macro_AUC"])
+
+
+def test_tracker_takes_the_original_arguments():
+    p, y = _data(n=300, c=3, seed=5)
+    names = ["a", "b", "c"]
+    with pytest.warns(DeprecationWarning, match="disease_labels"):
+        tracker = MetricsTracker(num_classes=3, disease_labels=names)
+    tracker.update(torch.tensor(p), torch.tensor(y))
+    assert tracker.labels == names
+    assert tracker.compute(0.3) == compute_metrics(p, y, 0.3, labels=names)  # the original's compute(threshold)
+    assert tracker.compute() == compute_metrics(p, y, labels=names)
+    assert tracker.get_auc_scores() == calculate_auc_roc(p, y, names)
+    with pytest.raises(ValueError, match=r"`threshold` must be"):
+        tracker.compute(1.5)

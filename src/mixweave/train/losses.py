@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -309,6 +310,19 @@ def combined_loss(
     return bce_weight * bce + focal_weight * focal
 
 
+_UNSET: Any = object()
+
+
+def _renamed(old: Any, old_name: str, new: Any, new_name: str, default: Any) -> Any:
+    """``new``, or ``old`` given under its deprecated name (with a ``DeprecationWarning``); both is an error."""
+    if old is _UNSET:
+        return new
+    if new is not default and not (isinstance(new, (int, float)) and new == default):
+        raise TypeError(f"give `{new_name}` or its deprecated spelling `{old_name}`, not both")
+    warnings.warn(f"`{old_name}=` is deprecated; write `{new_name}=`", DeprecationWarning, stacklevel=3)
+    return old
+
+
 def _check_gamma(gamma: Any) -> float:
     return check_real(gamma, "gamma", low=0.0)
 
@@ -359,23 +373,33 @@ class FocalLoss(nn.Module):
 class CombinedLoss(nn.Module):
     """Weighted sum of :class:`WeightedBCEWithLogitsLoss` and :class:`FocalLoss`.
 
+    The positional order is the original X-Lite class's, so an original
+    positional call binds to the same parameters; the defaults (0.7 BCE,
+    0.3 focal) are the ones its document states.
+
     Args:
         pos_weights: ``(C,)`` positive weights of the BCE term.
+        focal_alpha, focal_gamma: ``alpha`` and ``gamma`` of the focal term.
         bce_weight, focal_weight: non-negative mixing weights, not both zero.
-        alpha, gamma: of the focal term.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (keyword only).
+        alpha, gamma: deprecated spellings of ``focal_alpha``/``focal_gamma`` (mixweave 0.x).
     """
 
     def __init__(
         self,
         pos_weights: Any = None,
+        focal_alpha: Any = 0.25,
+        focal_gamma: float = 2.0,
         bce_weight: float = 0.7,
         focal_weight: float = 0.3,
-        alpha: Any = 0.25,
-        gamma: float = 2.0,
+        *,
         reduction: str = "mean",
+        alpha: Any = _UNSET,
+        gamma: Any = _UNSET,
     ) -> None:
         super().__init__()
+        focal_alpha = _renamed(alpha, "alpha", focal_alpha, "focal_alpha", 0.25)
+        focal_gamma = _renamed(gamma, "gamma", focal_gamma, "focal_gamma", 2.0)
         for name, value in (("bce_weight", bce_weight), ("focal_weight", focal_weight)):
             check_real(value, name, low=0.0)
         if bce_weight == 0 and focal_weight == 0:
@@ -383,7 +407,7 @@ class CombinedLoss(nn.Module):
         self.bce_weight = float(bce_weight)
         self.focal_weight = float(focal_weight)
         self.bce = WeightedBCEWithLogitsLoss(pos_weights, reduction)
-        self.focal = FocalLoss(alpha, gamma, reduction)
+        self.focal = FocalLoss(focal_alpha, focal_gamma, reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.bce_weight * self.bce(logits, targets) + self.focal_weight * self.focal(logits, targets)

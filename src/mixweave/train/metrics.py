@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "MACRO_AUC",
     "MetricsTracker",
     "calculate_auc_roc",
     "compute_metrics",
@@ -50,6 +52,10 @@ __all__ = [
     "label_ranking_average_precision",
     "plot_roc_curves",
 ]
+
+
+#: The key of :func:`calculate_auc_roc`'s mean over classes (the original X-Lite function's key).
+MACRO_AUC = "Macro_AUC"
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -84,6 +90,29 @@ def _check_pair(predictions: Any, targets: Any, from_logits: bool) -> tuple[np.n
     return p, y.astype(np.int8, copy=False)
 
 
+def _labels_alias(labels: Sequence[str] | None, disease_labels: Sequence[str] | None) -> Sequence[str] | None:
+    """``labels``, or the original X-Lite spelling ``disease_labels`` (deprecated); both is an error."""
+    if disease_labels is None:
+        return labels
+    if labels is not None:
+        raise TypeError("give `labels` or its original spelling `disease_labels`, not both")
+    warn_deprecated("`disease_labels=` is deprecated; write `labels=` (same meaning)")
+    return disease_labels
+
+
+def warn_deprecated(message: str) -> None:
+    warnings.warn(message, DeprecationWarning, stacklevel=4)
+
+
+def _check_threshold(threshold: Any) -> float:
+    if isinstance(threshold, Sequence) and not isinstance(threshold, str):
+        raise TypeError(
+            "`threshold` (the third positional argument, as in the original) must be a number; pass class names "
+            "as `labels=`"
+        )
+    return check_real(threshold, "threshold", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
 def _names(labels: Sequence[str] | None, num_classes: int) -> list[str]:
     if labels is None:
         return [str(j) for j in range(num_classes)]
@@ -107,11 +136,29 @@ def _defined(y: np.ndarray, names: list[str], what: str) -> np.ndarray:
 
 
 def calculate_auc_roc(
-    predictions: Any, targets: Any, labels: Sequence[str] | None = None, *, from_logits: bool = False
+    predictions: Any,
+    targets: Any,
+    labels: Sequence[str] | None = None,
+    *,
+    from_logits: bool = False,
+    disease_labels: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """Per-class ROC AUC (sklearn's ``roc_auc_score``), NaN and a warning for a class with one outcome only."""
+    """Per-class ROC AUC (sklearn's ``roc_auc_score``) and their mean under ``"Macro_AUC"``.
+
+    A class with one outcome only gets NaN and a warning, and is left out of
+    ``"Macro_AUC"`` (NaN when no class is defined). ``disease_labels`` is the
+    original's spelling of ``labels`` (deprecated).
+
+    Raises:
+        ValueError: for a class named ``"Macro_AUC"`` (it would be overwritten).
+    """
     p, y = _check_pair(predictions, targets, from_logits)
-    return _auc_per_class(p, y, _names(labels, y.shape[1]))
+    names = _names(_labels_alias(labels, disease_labels), y.shape[1])
+    if MACRO_AUC in names:
+        raise ValueError(f"`labels` must not contain {MACRO_AUC!r}: that key holds the mean over classes")
+    per_class = _auc_per_class(p, y, names)
+    defined = [v for v in per_class.values() if not np.isnan(v)]
+    return {**per_class, MACRO_AUC: float(np.mean(defined)) if defined else float("nan")}
 
 
 def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
@@ -236,18 +283,23 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def compute_metrics(
     predictions: Any,
     targets: Any,
-    labels: Sequence[str] | None = None,
     threshold: float = 0.5,
     *,
+    labels: Sequence[str] | None = None,
     from_logits: bool = False,
+    disease_labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """All the usual multi-label metrics in one pass.
+
+    The positional order ``(predictions, targets, threshold)`` is the original
+    X-Lite function's; everything after it is keyword only.
 
     Args:
         predictions: ``(N, C)`` probabilities (or logits with ``from_logits=True``); tensors or arrays.
         targets: ``(N, C)`` multi-hot labels.
-        labels: class names for the per-class entries (default ``"0"``, ``"1"``, ...).
         threshold: probability at or above which a label is predicted positive.
+        labels: class names for the per-class entries (default ``"0"``, ``"1"``, ...).
+        disease_labels: the original's spelling of ``labels`` (deprecated).
 
     Returns:
         ``auc_macro``, ``auc_micro``, ``auc_per_class`` (dict), ``f1_macro``, ``f1_micro``,
@@ -256,9 +308,9 @@ def compute_metrics(
         ``f1_per_class``, ``precision_per_class``, ``recall_per_class``, ``support_per_class``.
         Per-class precision/recall/F1 that divide by zero are 0, as sklearn's ``zero_division=0``.
     """
-    threshold = check_real(threshold, "threshold", low=0.0, high=1.0, low_open=True, high_open=True)
+    threshold = _check_threshold(threshold)
     p, y = _check_pair(predictions, targets, from_logits)
-    names = _names(labels, y.shape[1])
+    names = _names(_labels_alias(labels, disease_labels), y.shape[1])
     auc = _auc_per_class(p, y, names)
     ok = np.array([not np.isnan(v) for v in auc.values()])
     has_pos = y.any(axis=0)
@@ -303,8 +355,8 @@ class MetricsTracker:
 
     Args:
         num_classes: number of label columns ``C``.
-        labels: optional class names.
-        threshold: decision threshold for the counting metrics.
+        labels: optional class names (``disease_labels``: the original's spelling, deprecated).
+        threshold: decision threshold for the counting metrics (:meth:`compute` can override it).
         from_logits: whether :meth:`update` receives logits rather than probabilities.
 
     Example:
@@ -323,10 +375,11 @@ class MetricsTracker:
         threshold: float = 0.5,
         *,
         from_logits: bool = False,
+        disease_labels: Sequence[str] | None = None,
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes", minimum=1)
-        self.labels: list[str] = _names(labels, self.num_classes)
-        self.threshold = check_real(threshold, "threshold", low=0.0, high=1.0, low_open=True, high_open=True)
+        self.labels: list[str] = _names(_labels_alias(labels, disease_labels), self.num_classes)
+        self.threshold = _check_threshold(threshold)
         self.from_logits: bool = bool(from_logits)
         self.reset()
 
@@ -354,16 +407,27 @@ class MetricsTracker:
         self._targets.append(y.astype(np.int8))
         self.num_samples += p.shape[0]
 
-    def compute(self, *, sync: bool | None = None) -> dict[str, Any]:
+    def compute(self, threshold: float | None = None, *, sync: bool | None = None) -> dict[str, Any]:
         """Metrics over every batch since the last :meth:`reset` -- of every rank under ``torch.distributed``.
 
         Args:
+            threshold: the decision threshold of this call (default: the tracker's).
             sync: gather the batches of every rank first (a collective: every rank
                 must call ``compute``), so each rank computes the metrics of the
                 whole evaluation set, as one process would. ``None`` (default):
                 when a process group with more than one rank is initialised.
                 ``False``: this rank's batches only.
         """
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        predictions, targets = self._gathered(sync)
+        return compute_metrics(predictions, targets, threshold, labels=self.labels, from_logits=self.from_logits)
+
+    def get_auc_scores(self, *, sync: bool | None = None) -> dict[str, float]:
+        """:func:`calculate_auc_roc` over every batch since the last :meth:`reset` (per class and ``Macro_AUC``)."""
+        predictions, targets = self._gathered(sync)
+        return calculate_auc_roc(predictions, targets, self.labels, from_logits=self.from_logits)
+
+    def _gathered(self, sync: bool | None) -> tuple[np.ndarray, np.ndarray]:
         predictions = np.concatenate(self._predictions) if self._predictions else np.empty((0, self.num_classes))
         targets = np.concatenate(self._targets) if self._targets else np.empty((0, self.num_classes), np.int8)
         if sync is not False and _world() > 1:
@@ -373,7 +437,7 @@ class MetricsTracker:
             raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
         if predictions.shape[0] == 0:
             raise RuntimeError("MetricsTracker.compute() called before any update()")
-        return compute_metrics(predictions, targets, self.labels, self.threshold, from_logits=self.from_logits)
+        return predictions, targets
 
 
 def _world() -> int:
