@@ -47,6 +47,12 @@ def test_document_shape_builds_a_joint_sampler():
     assert isinstance(sampler, JointSampler)
     assert sampler.task_alpha == 0.3 and sampler.seed == 42
     assert sampler.curriculum_state.patience == 5
+    assert sampler.curriculum_state.plateau == "restart"
+    defaults = yaml.safe_load(DOC)
+    del defaults["sampling"]["curriculum"]["patience"]
+    defaults["sampling"]["curriculum"]["plateau"] = "continue"
+    state = build_sampler(JointSamplingConfig.from_mapping(defaults), TARGETS, QUALITY).curriculum_state
+    assert (state.patience, state.plateau) == (3, "continue")  # the original's patience; its early plateau rule
 
 
 def test_backward_compatible_single_strategies():

@@ -14,6 +14,59 @@ def test_defaults_and_documented_warmup():
     assert state.phase_names == tuple(DEFAULT_PHASES)
 
 
+# The original's built-in schedules (OpenADMET curriculum.py, the version the document describes), best first.
+ORIGINAL = {
+    1: [("warmup", [1.0]), ("polish", [1.0])],
+    2: [("warmup", [0.9, 0.1]), ("expand", [0.6, 0.4]), ("polish", [1.0, 0.0])],
+    3: [
+        ("warmup", [0.9, 0.1, 0.0]),
+        ("expand", [0.6, 0.35, 0.05]),
+        ("robust", [0.4, 0.4, 0.2]),
+        ("polish", [1.0, 0.0, 0.0]),
+    ],
+}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_built_in_schedules_walk_the_original_tables(n):
+    qualities = [f"q{i}" for i in range(n)]
+    state = CurriculumState(qualities, patience=1)
+    assert state.patience == 1 and CurriculumState(qualities).patience == 3  # the original's default
+    seen = [(state.phase, list(state.sampling_probs().values()))]
+    for _ in range(10):
+        if state.update(1.0):
+            seen.append((state.phase, list(state.sampling_probs().values())))
+    assert seen == ORIGINAL[n]
+    assert list(state.sampling_probs()) == qualities
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_more_qualities_get_equal_weights_and_a_warning(n):
+    qualities = [f"q{i}" for i in range(n)]
+    with pytest.warns(
+        UserWarning, match=rf"no built-in curriculum for {n} qualities: every phase weights them equally"
+    ):
+        state = CurriculumState(qualities)
+    assert state.phase_names == ("warmup", "expand", "robust", "polish")
+    for probs in state.phases.values():
+        assert probs == pytest.approx(dict.fromkeys(qualities, 1 / n))
+
+
+def test_plateau_continue_advances_every_epoch_while_the_plateau_lasts():
+    restart, cont = CurriculumState(patience=2), CurriculumState(patience=2, plateau="continue")
+    losses = [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.6, 0.6]
+    phases = {"restart": [], "continue": []}
+    for loss in losses:
+        restart.update(loss)
+        cont.update(loss)
+        phases["restart"].append(restart.phase)
+        phases["continue"].append(cont.phase)
+    # restart: each phase gets `patience` fresh epochs; continue: one phase per further flat epoch
+    assert phases["restart"] == ["warmup", "warmup", "expand", "expand", "robust", "robust", "robust", "polish"]
+    assert phases["continue"] == ["warmup", "warmup", "expand", "robust", "polish", "polish", "polish", "polish"]
+    assert cont.best == 0.5 and cont.bad_epochs == 2
+
+
 def test_plateau_advances_after_patience_and_stays_at_last_phase():
     state = CurriculumState(patience=2, min_delta=0.1)
     # improvements larger than min_delta reset the count; smaller ones do not count
@@ -50,13 +103,17 @@ def test_state_dict_roundtrip_json():
     [
         (dict(patience=0), r"`patience` must be an int >= 1, got 0"),
         (dict(min_delta=-1.0), r"`min_delta` must be a finite number >= 0, got -1.0"),
-        (dict(qualities=("a", "b")), r"`phases` is required for qualities \['a', 'b'\]"),
-        (dict(qualities=("a", "a"), phases={"p": {"a": 1.0}}), r"`qualities` must be distinct"),
+        (dict(qualities=[]), r"`qualities` must be a non-empty list of names"),
+        (
+            dict(qualities=("a", "a"), phases={"p": {"a": 1.0}}),
+            r"`qualities` must be a non-empty list of names, each once",
+        ),
+        (dict(plateau="reset"), r"`plateau` must be one of 'restart', 'continue', got 'reset'"),
         (dict(phases={"p": {"high": 0.5, "ultra": 0.5}}), r"`phases\['p'\]` names unknown qualities \['ultra'\]"),
         (dict(phases={"p": {"high": 0.5, "low": 0.4}}), r"`phases\['p'\]` must sum to 1"),
         (dict(phases={}), r"`phases` must be a non-empty mapping"),
     ],
-    ids=["patience", "min-delta", "custom-no-phases", "duplicate", "unknown", "sum", "empty"],
+    ids=["patience", "min-delta", "no-qualities", "duplicate", "plateau", "unknown", "sum", "empty"],
 )
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

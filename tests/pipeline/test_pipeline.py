@@ -363,7 +363,7 @@ def test_task_curriculum_and_joint_samplers_equal_direct_builds_on_one_source(fa
         ),
         "joint": (
             {"type": "joint", "alpha": 1.0, "curriculum": curriculum, "composition_mode": "hierarchical"},
-            lambda: JointSampler(ds.targets, ds.quality, make_state(), 1.0, "hierarchical"),
+            lambda: JointSampler(ds.targets, ds.quality, make_state(), 1.0, composition_mode="hierarchical"),
         ),
     }
     for kind, (sampler, direct) in cases.items():

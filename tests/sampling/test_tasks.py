@@ -74,15 +74,15 @@ def test_curriculum_group_shares_follow_the_phase_and_change_without_rebuild():
     assert state.update(1.0)  # -> expand
     list(s)  # finish epoch 0: the next epoch's plan reads the new phase
     got = shares(s.plan())
-    assert got == pytest.approx({"high": 0.6, "medium": 0.3, "low": 0.1}, abs=0.01)
+    assert got == pytest.approx({"high": 0.6, "medium": 0.35, "low": 0.05}, abs=0.01)
 
 
 def test_curriculum_renormalises_over_groups_present():
     labels = np.array(["high"] * 50 + ["medium"] * 50)  # no "low" rows
     state = CurriculumState()
-    state.set_phase("expand")  # 0.6 / 0.3 / 0.1 -> 2/3, 1/3 over the groups present
+    state.set_phase("expand")  # 0.6 / 0.35 / 0.05 -> 0.6 / 0.95, 0.35 / 0.95 over the groups present
     s = DynamicCurriculumSampler(labels, state, num_samples=30_000, mode="exact")
-    assert np.mean(s.plan() < 50) == pytest.approx(2 / 3, abs=1 / 30_000)
+    assert np.mean(s.plan() < 50) == pytest.approx(0.6 / 0.95, abs=1 / 30_000)
 
 
 def test_joint_factors_alone_reproduce_standalone_samplers():
@@ -92,6 +92,38 @@ def test_joint_factors_alone_reproduce_standalone_samplers():
     curriculum = JointSampler(SINGLE, QUALITY, state, task_alpha=None)
     standalone = DynamicCurriculumSampler(QUALITY, state)
     assert np.allclose(curriculum.weights, standalone.weights)
+
+
+def test_original_minimal_calls_and_defaults(caplog):
+    # the original OpenADMET calls: TaskAwareSampler(targets) (alpha 0.5), JointSampler(targets=..., task_alpha=...)
+    default = TaskAwareSampler(SINGLE, seed=42)
+    assert default.alpha == 0.5
+    np.testing.assert_array_equal(default.plan(), TaskAwareSampler(SINGLE, 0.5, seed=42).plan())
+    joint = JointSampler(targets=SINGLE, task_alpha=0.5, seed=42)
+    assert joint.curriculum_state is None and joint.quality_ids is None
+    # with no curriculum the joint sampler draws tasks as the task-aware sampler does
+    np.testing.assert_allclose(joint.weights / joint.weights.sum(), default.weights / default.weights.sum())
+    uniform_tasks = JointSampler(targets=SINGLE, num_samples=100_000, seed=42)  # task_alpha defaults to 0
+    assert uniform_tasks.task_alpha == 0.0 and len(uniform_tasks) == 100_000
+    check_frequencies(task_of(uniform_tasks.plan()), np.full(T, 1 / T), sigmas=5.0)
+    # positional order as the original: (targets, quality_labels, curriculum_state, task_alpha, num_samples, seed)
+    state = CurriculumState()
+    positional = JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7)
+    assert len(positional) == 500 and positional.seed == 7
+    with pytest.raises(TypeError):
+        JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7, "hierarchical")  # composition_mode is keyword only
+    # log_weight_stats: one INFO line per epoch on the mixweave.sampling logger
+    logged = JointSampler(targets=SINGLE, task_alpha=0.5, num_samples=10, log_weight_stats=True)
+    with caplog.at_level("INFO", logger="mixweave.sampling"):
+        list(logged)
+        logged.set_epoch(1)
+        list(logged)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mixweave.sampling"]
+    stats = logged.weight_stats()
+    assert [line.split(" sampling")[0] for line in lines] == ["epoch 0", "epoch 1"]
+    assert f"effective_samples={stats['effective_samples']:.1f}" in lines[0]
+    with pytest.raises(TypeError, match=r"`log_weight_stats` must be"):
+        JointSampler(targets=SINGLE, log_weight_stats="yes")
 
 
 def test_joint_multi_task_rows_use_rarest_task_and_task_shares_match_task_aware():
@@ -115,7 +147,7 @@ def test_joint_multiplicative_is_the_normalised_product_and_hierarchical_keeps_g
     assert np.allclose(mult.weights, task * qual / (task * qual).sum())
     hier = JointSampler(SINGLE, QUALITY, state, task_alpha=1.0, composition_mode="hierarchical")
     shares = {q: hier.weights[q == QUALITY].sum() for q in ("high", "medium", "low")}
-    assert shares == pytest.approx({"high": 0.4, "medium": 0.35, "low": 0.25})
+    assert shares == pytest.approx({"high": 0.4, "medium": 0.4, "low": 0.2})
     stats = mult.weight_stats()
     assert 1 <= stats["effective_samples"] <= N
 
@@ -193,7 +225,9 @@ def test_task_aware_beyond_2_24_rows():
 def test_joint_exact_mode_gives_the_quality_groups_exact_shares_in_every_prefix(composition_mode):
     state = CurriculumState()
     state.set_phase("expand")
-    sampler = JointSampler(SINGLE, QUALITY, state, 0.5, composition_mode, num_samples=997, seed=2, mode="exact")
+    sampler = JointSampler(
+        SINGLE, QUALITY, state, 0.5, num_samples=997, seed=2, composition_mode=composition_mode, mode="exact"
+    )
     plan = sampler.plan()
     ids = np.array([["high", "medium", "low"].index(q) for q in QUALITY])[plan]
     mass = np.array([sampler.weights[q == QUALITY].sum() for q in ("high", "medium", "low")])

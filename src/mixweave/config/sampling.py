@@ -61,15 +61,16 @@ class CurriculumConfig(BaseModel):
     enabled: bool = False
     quality_col: str = "Quality"
     qualities: list[str] = Field(default_factory=lambda: list(DEFAULT_QUALITIES))
-    patience: int = Field(default=5, ge=1)
+    patience: int = Field(default=3, ge=1)
     min_delta: float = Field(default=0.0, ge=0.0)
     phases: dict[str, dict[str, float]] | None = None
+    plateau: Literal["restart", "continue"] = "restart"
     strategy: Literal["sampled"] = "sampled"
     reset_early_stopping_on_phase_change: bool = False
 
     def make_state(self) -> CurriculumState:
         """A fresh :class:`~mixweave.core.curriculum.CurriculumState` with these settings."""
-        return CurriculumState(self.qualities, self.patience, self.phases, self.min_delta)
+        return CurriculumState(self.qualities, self.patience, self.phases, self.min_delta, plateau=self.plateau)
 
 
 class JointSamplingConfig(BaseModel):

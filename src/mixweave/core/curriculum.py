@@ -26,8 +26,8 @@ Example:
     ('warmup', 0.9)
     >>> [state.update(loss) for loss in (1.0, 1.0, 1.0)]
     [False, False, True]
-    >>> state.phase
-    'expand'
+    >>> state.phase, state.sampling_probs()
+    ('expand', {'high': 0.6, 'medium': 0.35, 'low': 0.05})
 """
 
 from __future__ import annotations
@@ -36,20 +36,51 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._validation import check_int, check_probabilities, check_real
+from .._validation import check_choice, check_int, check_probabilities, check_real, warn
 
-__all__ = ["DEFAULT_PHASES", "DEFAULT_QUALITIES", "CurriculumState"]
+__all__ = ["DEFAULT_PHASES", "DEFAULT_QUALITIES", "PLATEAU_MODES", "CurriculumState", "default_phases"]
 
 DEFAULT_QUALITIES: tuple[str, ...] = ("high", "medium", "low")
+PLATEAU_MODES: tuple[str, ...] = ("restart", "continue")
 
-#: Default phases for the qualities ("high", "medium", "low"): start on clean
-#: data, widen to all qualities, weight the hard tail most, then settle back.
-DEFAULT_PHASES: dict[str, dict[str, float]] = {
-    "warmup": {"high": 0.9, "medium": 0.1, "low": 0.0},
-    "expand": {"high": 0.6, "medium": 0.3, "low": 0.1},
-    "robust": {"high": 0.4, "medium": 0.35, "low": 0.25},
-    "polish": {"high": 0.7, "medium": 0.2, "low": 0.1},
+#: The original (OpenADMET) built-in schedules by number of qualities, best quality first:
+#: start on clean data, widen to all qualities, weight the noisy tail most, then polish on
+#: the best quality alone. More than three qualities have no built-in schedule: equal weights.
+_BUILT_IN: dict[int, dict[str, tuple[float, ...]]] = {
+    1: {"warmup": (1.0,), "polish": (1.0,)},
+    2: {"warmup": (0.9, 0.1), "expand": (0.6, 0.4), "polish": (1.0, 0.0)},
+    3: {
+        "warmup": (0.9, 0.1, 0.0),
+        "expand": (0.6, 0.35, 0.05),
+        "robust": (0.4, 0.4, 0.2),
+        "polish": (1.0, 0.0, 0.0),
+    },
 }
+_PHASE_NAMES = ("warmup", "expand", "robust", "polish")
+
+
+def default_phases(qualities: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The built-in phases for ``qualities`` (ordered best first), as the original's schedules.
+
+    One quality: warmup and polish, both on it. Two: warmup 0.9/0.1, expand
+    0.6/0.4, polish 1/0. Three: warmup 0.9/0.1/0, expand 0.6/0.35/0.05, robust
+    0.4/0.4/0.2, polish 1/0/0. More: the four phases with equal weights (the
+    phases then differ in name only; pass ``phases=`` for a real schedule).
+
+    Example:
+        >>> default_phases(["clean", "noisy"])["expand"]
+        {'clean': 0.6, 'noisy': 0.4}
+    """
+    names = [str(q) for q in qualities]
+    table = _BUILT_IN.get(len(names))
+    if table is None:
+        equal = tuple([1.0 / len(names)] * len(names))
+        table = dict.fromkeys(_PHASE_NAMES, equal)
+    return {phase: dict(zip(names, probs, strict=True)) for phase, probs in table.items()}
+
+
+#: The built-in phases of the default qualities ("high", "medium", "low").
+DEFAULT_PHASES: dict[str, dict[str, float]] = default_phases(DEFAULT_QUALITIES)
 
 
 #: ``sync(state, sync) -> state``: adopts rank 0's ``(phase_index, best, bad_epochs)`` under a process group.
@@ -61,39 +92,54 @@ class CurriculumState:
     """Ordered phases of sampling probabilities per quality, advanced on a validation plateau.
 
     Args:
-        qualities: the quality labels, in order (default ``("high", "medium", "low")``).
+        qualities: the quality labels, best first (default ``("high", "medium", "low")``).
         patience: epochs without an improvement of more than ``min_delta``
-            after which the next phase starts.
+            after which the next phase starts (default 3, as the original).
         phases: mapping ``phase name -> {quality: probability}`` in order;
             probabilities of a phase sum to 1 (a missing quality counts as 0).
-            Defaults to :data:`DEFAULT_PHASES`, which needs the default qualities.
+            Default: :func:`default_phases` of ``qualities`` (the original's
+            built-in schedules for 1, 2 and 3 qualities; equal weights beyond,
+            with a warning).
         min_delta: the smallest decrease of the validation loss that counts as improvement.
+        plateau: what a phase change does to the plateau count. ``"restart"``
+            (default): the count and the best loss restart from the current
+            loss, so the next phase gets ``patience`` fresh epochs.
+            ``"continue"``: the count and the best loss are kept, so while the
+            plateau lasts every further epoch starts another phase (the
+            original's early behaviour).
 
     Raises:
-        ValueError: for ``patience`` < 1, negative ``min_delta``, an unknown
-            quality in a phase, probabilities that do not sum to 1, or custom
-            qualities without ``phases``.
+        ValueError: for empty or repeated ``qualities``, ``patience`` < 1,
+            negative ``min_delta``, an unknown quality in a phase,
+            probabilities that do not sum to 1, or an unknown ``plateau``.
     """
 
     def __init__(
         self,
         qualities: Sequence[str] = DEFAULT_QUALITIES,
-        patience: int = 5,
+        patience: int = 3,
         phases: Mapping[str, Mapping[str, float]] | None = None,
         min_delta: float = 0.0,
+        *,
+        plateau: str = "restart",
     ) -> None:
+        if isinstance(qualities, str) or not isinstance(qualities, Sequence):
+            raise TypeError(f"`qualities` must be a list of quality labels, got {type(qualities).__name__}")
         self.qualities = tuple(str(q) for q in qualities)
         if not self.qualities or len(set(self.qualities)) != len(self.qualities):
-            raise ValueError(f"`qualities` must be distinct labels, at least one, got {list(qualities)}")
+            # the original's words first, then mixweave's detail
+            raise ValueError(f"`qualities` must be a non-empty list of names, each once; got {list(qualities)}")
         self.patience = check_int(patience, "patience", minimum=1)
         self.min_delta = check_real(min_delta, "min_delta", low=0.0)
+        self.plateau = check_choice(plateau, "plateau", PLATEAU_MODES)
         if phases is None:
-            if set(self.qualities) != set(DEFAULT_QUALITIES):
-                raise ValueError(
-                    f"`phases` is required for qualities {list(self.qualities)}; the default phases "
-                    f"cover {list(DEFAULT_QUALITIES)}"
+            if len(self.qualities) > len(_BUILT_IN):
+                warn(
+                    f"no built-in curriculum for {len(self.qualities)} qualities: every phase weights them "
+                    "equally (pass `phases=` for a schedule)",
+                    stacklevel=3,
                 )
-            phases = DEFAULT_PHASES
+            phases = default_phases(self.qualities)
         if not isinstance(phases, Mapping) or not phases:
             raise ValueError(f"`phases` must be a non-empty mapping of phase name to probabilities, got {phases!r}")
         self.phases: dict[str, dict[str, float]] = {}
@@ -122,8 +168,9 @@ class CurriculumState:
     def update(self, val_loss: float, *, sync: bool | None = None) -> bool:
         """Record one epoch's validation loss; return True when this starts the next phase.
 
-        After ``patience`` epochs without improvement the next phase begins and
-        the plateau count restarts from the current loss. The last phase is kept.
+        After ``patience`` epochs without improvement the next phase begins;
+        with ``plateau="restart"`` the count restarts from the current loss,
+        with ``"continue"`` it goes on (see the class). The last phase is kept.
 
         Args:
             val_loss: this epoch's validation loss (lower is better).
@@ -145,7 +192,8 @@ class CurriculumState:
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience and self.phase_index < len(self.phase_names) - 1:
                 self.phase_index += 1
-                self.best, self.bad_epochs = float(val_loss), 0
+                if self.plateau == "restart":
+                    self.best, self.bad_epochs = float(val_loss), 0
         if self.synchronizer is not None and sync is not False:
             self.phase_index, self.best, self.bad_epochs = self.synchronizer(
                 (self.phase_index, self.best, self.bad_epochs), sync
@@ -181,4 +229,7 @@ class CurriculumState:
         self.bad_epochs = check_int(state_dict["bad_epochs"], "state_dict['bad_epochs']", minimum=0)
 
     def __repr__(self) -> str:
-        return f"CurriculumState(phase={self.phase!r}, patience={self.patience}, qualities={list(self.qualities)})"
+        return (
+            f"CurriculumState(phase={self.phase!r}, patience={self.patience}, qualities={list(self.qualities)}, "
+            f"plateau={self.plateau!r})"
+        )

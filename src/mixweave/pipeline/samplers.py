@@ -88,7 +88,7 @@ def _curriculum(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any
 
 def _joint(spec: SamplerSpec, rows: Rows, state: Any, common: dict[str, Any]) -> WeightedSampler:
     tasks, quality = rows.need("tasks", spec.type), rows.need("quality", spec.type)
-    return JointSampler(tasks, quality, state, spec.alpha, spec.composition_mode, **common)
+    return JointSampler(tasks, quality, state, spec.alpha, composition_mode=spec.composition_mode, **common)
 
 
 #: Sampler builders by ``sampler.type`` (:data:`~mixweave.config.SAMPLER_TYPES`).

@@ -164,13 +164,15 @@ def translate_mixed_data(section: Mapping[str, Any], prefix: str = "") -> tuple[
     numbered = _numbered(section)
     if numbered and "datasets" in section:
         raise ConfigError(f"give `datasets:` or {numbered}, not both", key=prefix + numbered[0])
+    specs: list[Any]
     if numbered:  # the original tutorial's shape: `dataset1: {train_image, train_label}`, ...
         specs = [section[k] for k in numbered]
         keys = [prefix + k for k in numbered]
     else:
-        specs = section.get("datasets")
-        if not isinstance(specs, list) or not specs:
-            raise ConfigError(f"must be a non-empty list of sources, got {show(specs)}", key=prefix + "datasets")
+        listed = section.get("datasets")
+        if not isinstance(listed, list) or not listed:
+            raise ConfigError(f"must be a non-empty list of sources, got {show(listed)}", key=prefix + "datasets")
+        specs = listed
         keys = [f"{prefix}datasets[{i}]" for i in range(len(specs))]
     types = Counter(s.get("type") if isinstance(s, Mapping) else None for s in specs)
     sources = []

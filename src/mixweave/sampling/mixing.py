@@ -182,9 +182,14 @@ class MixedDataset(Dataset[Any]):
         self._cache = None
 
 
+def _pass_items(key: int, size: int, draws: np.ndarray) -> np.ndarray:
+    """Draw numbers ``draws`` of a source of ``size``: without replacement, a fresh permutation per full pass."""
+    return per_pass(key, size, draws, lambda pk, j: permute(pk, size, j))
+
+
 def _cycled_items(key: int, size: int, draws: int) -> np.ndarray:
-    """``draws`` items of a source of ``size``: without replacement, a fresh permutation per full pass."""
-    return per_pass(key, size, np.arange(draws, dtype=np.int64), lambda pk, j: permute(pk, size, j))
+    """The first ``draws`` items of :func:`_pass_items`."""
+    return _pass_items(key, size, np.arange(draws, dtype=np.int64))
 
 
 class WeightedConcatDataset(MixedDataset):
@@ -365,10 +370,7 @@ class StratifiedConcatDataset(MixedDataset):
             indices = np.empty(positions.size, dtype=np.int64)
             for s, slots in enumerate(grouped(sources, n)):
                 if slots.size:
-                    size = int(self.sizes[s])
-                    indices[slots] = per_pass(
-                        derive_key(key, 2, s), size, draws[slots], lambda pk, j, size=size: permute(pk, size, j)
-                    )
+                    indices[slots] = _pass_items(derive_key(key, 2, s), int(self.sizes[s]), draws[slots])
             return MixPlan(sources, indices)
         pos = positions % self.total_size
         seg = np.searchsorted(self._starts, pos, side="right") - 1

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_real, warn
+from .._validation import check_bool, check_choice, check_real, warn
 from ..core import weights as wm
 from ..core.curriculum import CurriculumState
 from ..core.names import COMPOSITION_MODES
+from . import hooks
 from .distributed import sync_curriculum
 from .weighted import WeightedSampler
 
@@ -71,7 +72,7 @@ class TaskAwareSampler(WeightedSampler):
             1-D integer task ids (one task per row, -1 = no label).
             Rows without any label are never drawn.
         alpha: 0 draws tasks uniformly, 1 in inverse proportion to their label
-            counts; values outside [0, 1] warn and still work.
+            counts; values outside [0, 1] warn and still work. Default 0.5, as the original.
         num_samples: indices per epoch (default ``N``).
         seed: base seed (None means 0); plans depend on ``(seed, epoch)`` only.
         **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``.
@@ -87,7 +88,7 @@ class TaskAwareSampler(WeightedSampler):
     def __init__(
         self,
         targets: Any,
-        alpha: float,
+        alpha: float = 0.5,
         num_samples: int | None = None,
         seed: int | None = None,
         **kwargs: Any,
@@ -150,15 +151,25 @@ class JointSampler(WeightedSampler):
     ``"hierarchical"`` keeps the quality-group shares exact and lets the task
     factor act only inside each group.
 
+    The positional order ``(targets, quality_labels, curriculum_state,
+    task_alpha, num_samples, seed)`` is the original OpenADMET class's, so
+    ``JointSampler(targets=y, task_alpha=0.5)`` is the minimal call there and here.
+
     Args:
         targets: ``(N, T)`` array, NaN for missing labels, or 1-D integer task ids (-1 = none).
         quality_labels: one quality label per row, or None without a curriculum.
         curriculum_state: the shared curriculum state, or None.
-        task_alpha: exponent of the task factor, or None for no task factor.
-        composition_mode: ``"multiplicative"`` (default) or ``"hierarchical"``.
+        task_alpha: exponent of the task factor (default 0: tasks drawn
+            uniformly, as the original), or None for no task factor (labelled
+            rows drawn uniformly).
         num_samples: indices per epoch (default ``N``).
         seed: base seed (None means 0).
-        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``.
+        composition_mode: ``"multiplicative"`` (default) or ``"hierarchical"`` (keyword only).
+        log_weight_stats: log each epoch's weight statistics (min, max, entropy,
+            effective samples) at INFO on the ``mixweave.sampling`` logger
+            (:func:`~mixweave.sampling.hooks.log_weight_stats`); default False.
+        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``,
+            ``increment_seed_per_epoch``.
             With ``mode="exact"`` and no ``groups``, the quality groups get exact
             shares (the primary tasks when there is no curriculum).
     """
@@ -166,12 +177,14 @@ class JointSampler(WeightedSampler):
     def __init__(
         self,
         targets: Any,
-        quality_labels: Sequence[str] | None,
-        curriculum_state: CurriculumState | None,
-        task_alpha: float | None,
-        composition_mode: str = "multiplicative",
+        quality_labels: Sequence[str] | None = None,
+        curriculum_state: CurriculumState | None = None,
+        task_alpha: float | None = 0.0,
         num_samples: int | None = None,
         seed: int | None = None,
+        *,
+        composition_mode: str = "multiplicative",
+        log_weight_stats: bool = False,
         **kwargs: Any,
     ) -> None:
         self.composition_mode = check_choice(composition_mode, "composition_mode", COMPOSITION_MODES)
@@ -194,6 +207,8 @@ class JointSampler(WeightedSampler):
             # exact shares of what the sampler controls: the quality groups, else the primary tasks
             kwargs["groups"] = self.quality_ids if self.quality_ids is not None else np.maximum(self.primary, 0)
         super().__init__(self._joint_weights, num_samples, seed=seed or 0, **kwargs)
+        if check_bool(log_weight_stats, "log_weight_stats"):
+            self.epoch_hooks.append(hooks.log_weight_stats)
 
     def _task_factor(self, targets: Any) -> np.ndarray:
         labelled = (self.primary >= 0).astype(np.float64)
