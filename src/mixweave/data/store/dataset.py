@@ -153,7 +153,26 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         self._label_col = f"{self.label_type}_label"
         self._init_process_state()
 
-    # -- opening --------------------------------------------------------------
+    # -- opening and closing ----------------------------------------------------
+    def close(self) -> None:
+        """Close this process's SQLite connections and unmap the embeddings; reads afterwards raise ``ValueError``.
+
+        Idempotent. DataLoader workers hold their own handles and close them when
+        they exit. Also called at the end of a ``with`` block.
+        """
+        self._handles.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (in this process)."""
+        return self._handles.closed
+
+    def __enter__(self) -> ClusterLabeledDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _connect(self) -> sqlite3.Connection:
         return connect(self.db_path, read_only=self.read_only)
 
@@ -169,12 +188,11 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             )
 
     def _open_embeddings(self, key: str) -> np.ndarray:
-        path = self.dataset_dir / EMBEDDING_FILES[key]
-        return open_embeddings(path, (self._size, self.embedding_dim), self.mmap_mode)
+        return open_embeddings(self._layout.embedding_paths[key], (self._size, self.embedding_dim), self.mmap_mode)
 
     @property
     def label_encoding(self) -> str:
-        """How SQLite holds the labels: ``"raw"`` float32 bytes or ``"pickle"`` (read only with ``allow_pickle``)."""
+        """How SQLite holds the labels: ``"raw"`` float32 bytes, ``"json"`` text or ``"pickle"`` (``allow_pickle``)."""
         return self._codec.encoding
 
     @property

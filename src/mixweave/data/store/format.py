@@ -15,9 +15,17 @@ so those tools can read a mixweave store and mixweave can read theirs:
 * embeddings as ``.npy`` files with a header, or as raw float32 memmaps whose
   shape comes from ``dataset_info`` (``dataset_size`` x ``embedding_dim``);
 * labels as raw float32 bytes (what mixweave writes, with ``label_encoding``,
-  ``label_dtype`` and ``label_shape`` recorded in ``dataset_info``) or as
-  pickled numpy arrays, which are read only when the caller passes
-  ``allow_pickle=True``: unpickling runs code from the file.
+  ``label_dtype`` and ``label_shape`` recorded in ``dataset_info``), as JSON
+  text lists (what RAG_supporters' ``DomainAssessmentDatasetBuilder`` writes),
+  or as pickled numpy arrays, which are read only when the caller passes
+  ``allow_pickle=True``: unpickling runs code from the file;
+* the embedding files at their default names, or where an
+  ``embeddings_meta`` table (``embedding_type``, ``file_path``) says (the
+  builder's layout; a relative ``file_path`` is looked up beside
+  ``dataset.db`` first, as the builder writes it relative to its own working
+  directory);
+* the store's size from ``dataset_info`` ``dataset_size``, or the number of
+  rows in ``samples`` when that key is absent.
 
 Nothing here holds state: these are the functions the writer, the dataset and
 the summary share.
@@ -48,6 +56,7 @@ __all__ = [
     "FORMAT",
     "LABEL_ARRAY_FILE",
     "LABEL_COLUMNS",
+    "LABEL_ENCODINGS",
     "LABEL_SEQ_FILE",
     "LABEL_TYPES",
     "MMAP_MODES",
@@ -59,6 +68,7 @@ __all__ = [
     "blobs",
     "check_labels",
     "connect",
+    "embedding_paths",
     "fsync_path",
     "identity",
     "is_read_only",
@@ -176,11 +186,14 @@ def fsync_path(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- label encodings
+LABEL_ENCODINGS = ("raw", "json", "pickle")
+
+
 class LabelCodec:
-    """Decodes label BLOBs of one store: raw float32 bytes, or pickled arrays when allowed.
+    """Decodes label values of one store: raw float32 bytes, JSON text lists, or pickled arrays when allowed.
 
     Args:
-        encoding: ``"raw"`` or ``"pickle"`` (checked by :func:`read_layout`).
+        encoding: ``"raw"``, ``"json"`` or ``"pickle"`` (checked by :func:`read_layout`).
         n_clusters: the width every label must have.
         db_path: named in errors.
     """
@@ -190,14 +203,27 @@ class LabelCodec:
         self.n_clusters = n_clusters
         self.db_path = db_path
 
-    def encode(self, label: np.ndarray) -> bytes:
-        """One label row as this store writes it."""
+    def encode(self, label: np.ndarray) -> bytes | str:
+        """One label row as this store writes it (JSON stores: text, as the tool that wrote them reads it)."""
+        if self.encoding == "json":
+            return json.dumps(label.tolist())
         return pickle.dumps(label) if self.encoding == "pickle" else label.tobytes()
+
+    def _json(self, text: Any, column: str, sample_id: int) -> np.ndarray:
+        try:
+            arr = np.asarray(json.loads(text), dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{self.db_path}: {column} of sample_id {sample_id} is not a JSON list of numbers: {str(text)[:60]!r}"
+            ) from exc
+        return arr
 
     def decode(self, blob: Any, column: str, sample_id: int) -> np.ndarray:
         """One label BLOB as float32 ``(n_clusters,)``; errors name the column and the sample."""
         if self.encoding == "pickle":
             arr = np.asarray(pickle.loads(blob), dtype=np.float32).reshape(-1)  # allow_pickle was checked at open
+        elif self.encoding == "json":
+            arr = self._json(blob, column, sample_id)
         else:
             if len(blob) % 4:
                 raise ValueError(
@@ -216,12 +242,27 @@ class LabelCodec:
         """Many label BLOBs as float32 ``(k, n_clusters)``: raw ones with one ``frombuffer``."""
         if self.encoding == "pickle":
             return np.stack([self.decode(b, column, int(i)) for b, i in zip(values, ids, strict=True)])
+        if self.encoding == "json":
+            return self._json_many(values, column, ids)
         width = 4 * self.n_clusters
         lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
         bad = np.flatnonzero(lengths != width)
         if bad.size:
             self.decode(values[bad[0]], column, int(ids[bad[0]]))  # raises with the details
         return np.frombuffer(b"".join(values), dtype=np.float32).reshape(len(values), self.n_clusters).copy()
+
+    def _json_many(self, values: Sequence[Any], column: str, ids: np.ndarray) -> np.ndarray:
+        """Many JSON text labels with one parse of the joined text; a bad row is found and named on failure."""
+        try:
+            rows = json.loads("[" + ",".join(values) + "]") if values else []
+            out = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError):
+            out = None
+        if out is None or out.shape != (len(values), self.n_clusters):
+            for text, i in zip(values, ids, strict=True):
+                self.decode(text, column, int(i))  # raises with the details
+        assert out is not None
+        return out
 
 
 def label_rows(
@@ -248,6 +289,7 @@ class StoreLayout:
     Attributes:
         info: the ``dataset_info`` table.
         n_clusters, embedding_dim, size: the store's shape.
+        embedding_paths: the ``base`` and ``steering`` embedding files.
         first_id: the ``sample_id`` of index 0.
         ids: ``sample_id`` of each index, when ids are not ``first_id + index`` (else None).
         embedding_rows: the embedding row of each index, when it is not the index (else None).
@@ -262,6 +304,7 @@ class StoreLayout:
     ids: np.ndarray | None
     embedding_rows: np.ndarray | None
     codec: LabelCodec
+    embedding_paths: dict[str, Path]
 
     def positions(self, indices: Any) -> np.ndarray:
         """``indices`` as int64 positions in ``[0, size)`` (negative ones count from the end).
@@ -299,9 +342,7 @@ class StoreLayout:
 
 def _need(info: dict[str, str], key: str, path: Path) -> int:
     if key not in info:
-        raise ValueError(
-            f"{path}: table dataset_info has no {key!r}; a store records n_clusters, embedding_dim and dataset_size"
-        )
+        raise ValueError(f"{path}: table dataset_info has no {key!r}; a store records n_clusters and embedding_dim")
     try:
         return int(info[key])
     except ValueError:
@@ -309,12 +350,45 @@ def _need(info: dict[str, str], key: str, path: Path) -> int:
 
 
 def _detect_encoding(con: sqlite3.Connection) -> str:
-    """Stores from other tools do not say how labels are encoded: pickles start with PROTO and end with STOP."""
+    """Other tools do not record the label encoding: JSON is text; pickles start with PROTO and end with STOP."""
     row = con.execute("SELECT source_label FROM samples LIMIT 1").fetchone()
     if row is None:
         return "raw"
+    if isinstance(row[0], str):
+        return "json"
     blob = bytes(row[0])
     return "pickle" if blob[:1] == b"\x80" and blob[-1:] == b"." else "raw"
+
+
+def _tables(con: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def embedding_paths(con: sqlite3.Connection, db_path: Path) -> dict[str, Path]:
+    """Where the ``base`` and ``steering`` embeddings are: the default names, or the ``embeddings_meta`` rows.
+
+    A ``file_path`` in ``embeddings_meta`` is looked up beside ``dataset.db``
+    first (by its file name), then as written (absolute, or relative to the
+    working directory), so a store that was moved still opens.
+
+    Raises:
+        ValueError: if ``embeddings_meta`` exists but has no row for a type.
+    """
+    folder = db_path.parent
+    if "embeddings_meta" not in _tables(con):
+        return {key: folder / name for key, name in EMBEDDING_FILES.items()}
+    rows = dict(con.execute("SELECT embedding_type, file_path FROM embeddings_meta").fetchall())
+    out = {}
+    for key in EMBEDDING_FILES:
+        if key not in rows:
+            raise ValueError(
+                f"{db_path}: table embeddings_meta has no row for embedding_type {key!r} (rows: {sorted(rows)}); "
+                "a store needs 'base' and 'steering' embeddings"
+            )
+        written = Path(str(rows[key]))
+        beside = folder / written.name
+        out[key] = beside if beside.is_file() or not written.is_file() else written
+    return out
 
 
 def _index_maps(con: sqlite3.Connection, info: dict[str, str], size: int, db_path: Path) -> tuple[int, Any, Any]:
@@ -353,11 +427,17 @@ def read_layout(con: sqlite3.Connection, db_path: Path, *, allow_pickle: bool) -
     missing = [c for c in (*COLUMNS, *LABEL_COLUMNS) if c not in columns]
     if not columns or missing:
         raise ValueError(f"{db_path}: table samples lacks column(s) {missing}")
-    n_clusters, dim, size = (_need(info, k, db_path) for k in ("n_clusters", "embedding_dim", "dataset_size"))
+    n_clusters, dim = (_need(info, k, db_path) for k in ("n_clusters", "embedding_dim"))
+    if "dataset_size" in info:
+        size = _need(info, "dataset_size", db_path)
+    else:  # other tools' layouts: the table's row count
+        size = int(con.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
     first_id, ids, embedding_rows = _index_maps(con, info, size, db_path)
     encoding = info.get("label_encoding") or _detect_encoding(con)
-    if encoding not in ("raw", "pickle"):
-        raise ValueError(f"{db_path}: unknown label_encoding {encoding!r} (known: 'raw', 'pickle')")
+    if encoding not in LABEL_ENCODINGS:
+        raise ValueError(
+            f"{db_path}: unknown label_encoding {encoding!r} (known: {', '.join(map(repr, LABEL_ENCODINGS))})"
+        )
     if encoding == "pickle" and not allow_pickle:
         raise ValueError(
             f"{db_path} stores labels as pickled numpy arrays; unpickling can run arbitrary code, so it is "
@@ -368,7 +448,8 @@ def read_layout(con: sqlite3.Connection, db_path: Path, *, allow_pickle: bool) -
     if row is not None:
         for column, blob in zip(LABEL_COLUMNS, row, strict=True):
             codec.decode(blob, column, first_id if ids is None else int(ids[0]))
-    return StoreLayout(info, n_clusters, dim, size, first_id, ids, embedding_rows, codec)
+    paths = embedding_paths(con, db_path)
+    return StoreLayout(info, n_clusters, dim, size, first_id, ids, embedding_rows, codec, paths)
 
 
 def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str) -> np.ndarray:

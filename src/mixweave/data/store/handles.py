@@ -7,6 +7,7 @@ across fork), and each thread its own connection.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -44,9 +45,34 @@ class ProcessHandles:
         self._maps: dict[str, np.ndarray] = {}
         self._maps_pid = -1
         self._maps_lock = threading.Lock()
+        self._opened: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection) of every thread
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O on a closed ClusterLabeledDataset: open the store again")
+
+    def close(self) -> None:
+        """Close this process's connections and drop its memmaps and cache; later reads raise ``ValueError``.
+
+        A connection of another thread cannot be closed from here (SQLite
+        refuses); it is closed when that thread's handle is collected.
+        """
+        self.closed = True
+        pid = os.getpid()
+        with self._maps_lock:
+            self._maps, self._maps_pid = {}, -1
+        for owner, con in self._opened:
+            if owner == pid:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # another thread's connection
+                    con.close()
+        self._opened = []
+        self._local = threading.local()
+        self.cache = SlotCache(0, self._size)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use in this process."""
+        self._check_open()
         local = self._local
         pid = os.getpid()
         if getattr(local, "pid", None) != pid:
@@ -55,6 +81,7 @@ class ProcessHandles:
                 _FORKED_CONNECTIONS.append(old)  # disturb the parent's locks; keep it alive, untouched
                 self.cache = SlotCache(self._cache_size, self._size)  # the parent's cache and counters are not ours
             local.con = self._connect()
+            self._opened = [(p, c) for p, c in self._opened if p == pid] + [(pid, local.con)]
             local.pid = pid
             local.version = local.con.execute("PRAGMA data_version").fetchone()[0]
         con: sqlite3.Connection = local.con
@@ -62,6 +89,7 @@ class ProcessHandles:
 
     def maps(self) -> dict[str, np.ndarray]:
         """The memmaps, opened once per process."""
+        self._check_open()
         if self._maps_pid != os.getpid():
             with self._maps_lock:
                 if self._maps_pid != os.getpid():
