@@ -186,25 +186,33 @@ def test_required_keys_default_and_configurable(tmp_path: Path) -> None:
 
 
 def test_error_missing_parent_session_file_and_session_dir(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"config file not found: .*nope\.yaml"):
+    # the original VisionCore loader's words, then mixweave's detail
+    with pytest.raises(FileNotFoundError, match=r"^Parent config file not found: .*nope\.yaml"):
         load_dataset_configs(tmp_path / "nope.yaml")
     parent = write_tree(tmp_path, PARENT.replace("  - Logan_2020-02-29\n", "  - Logan_2020-02-29\n  - Ghost_1999\n"))
-    with pytest.raises(FileNotFoundError, match=r"parent\.yaml: `sessions\[3\]` \('Ghost_1999'\): session file not"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"^Session config not found: .*Ghost_1999\.yaml \(`sessions\[3\]` 'Ghost_1999' of .*parent",
+    ):
         load_dataset_configs(parent)
     moved = write_tree(tmp_path, PARENT.replace("./sessions", "./elsewhere"), name="moved.yaml")
-    with pytest.raises(FileNotFoundError, match=r"moved\.yaml: `session_dir` is not a folder: .*elsewhere"):
+    with pytest.raises(
+        FileNotFoundError, match=r"^Session directory not found: .*elsewhere \(`session_dir` of .*moved"
+    ):
         load_dataset_configs(moved)
     no_dir = write_tree(tmp_path, PARENT.replace("session_dir: ./sessions\n", ""), name="nodir.yaml")
-    with pytest.raises(ConfigError, match=r"nodir\.yaml: `session_dir`: a parent config must say where"):
+    with pytest.raises(
+        ConfigError, match=r"nodir\.yaml: `session_dir`: Parent config must include 'session_dir' field"
+    ):
         load_dataset_configs(no_dir)
 
 
 def test_error_missing_or_malformed_sessions(tmp_path: Path) -> None:
     no_list = write_tree(tmp_path, "session_dir: ./sessions\nseed: 1\n", name="a.yaml")
-    with pytest.raises(ConfigError, match=r"a\.yaml: `sessions`: a parent config must list its sessions"):
+    with pytest.raises(ConfigError, match=r"a\.yaml: `sessions`: Parent config must include 'sessions' field"):
         load_dataset_configs(no_list)
     empty = write_tree(tmp_path, "session_dir: ./sessions\nsessions: []\n", name="b.yaml")
-    with pytest.raises(ConfigError, match=r"`sessions`: must be a non-empty list"):
+    with pytest.raises(ConfigError, match=r"`sessions`: Parent config 'sessions' must be a non-empty list"):
         load_dataset_configs(empty)
     bad_entry = write_tree(tmp_path, "session_dir: ./sessions\nsessions: [Allen_2022-02-16, 3]\n", name="c.yaml")
     with pytest.raises(ConfigError, match=r"c\.yaml: `sessions\[1\]`: a session name must be a non-empty string"):

@@ -173,8 +173,10 @@ def test_bad_input_errors_name_the_argument():
         TaskAwareSampler(SINGLE, "x")
     with pytest.raises(ValueError, match=r"`alpha` must be a finite number, got nan"):
         TaskAwareSampler(SINGLE, float("nan"))
-    with pytest.raises(ValueError, match=r"`quality_labels` holds labels \['gold'\] that the curriculum does not know"):
+    with pytest.raises(ValueError, match=r"Quality labels \['gold'\] found in dataset but not defined in curriculum"):
         DynamicCurriculumSampler(["high", "gold"], CurriculumState())
+    with pytest.raises(ValueError, match=r"^quality_labels cannot be empty"):
+        DynamicCurriculumSampler([], CurriculumState())
     with pytest.raises(ValueError, match=r"`quality_labels` must have shape \(3000,\), got \(2,\)"):
         JointSampler(SINGLE, ["high", "low"], CurriculumState(), 0.5)
     with pytest.raises(ValueError, match=r"`quality_labels` is required when `curriculum_state` is given"):

@@ -54,10 +54,18 @@ def session_entries(parent: Mapping[str, Any], path: str | os.PathLike[str] | No
             (absolute, or with ``..``), naming ``sessions[i]``.
     """
     if "sessions" not in parent:
-        raise ConfigError("a parent config must list its sessions under `sessions:`", path=path, key="sessions")
+        raise ConfigError(
+            "Parent config must include 'sessions' field: list the session names under `sessions:`",
+            path=path,
+            key="sessions",
+        )
     entries = parent["sessions"]
     if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"must be a non-empty list of session names, got {show(entries)}", path=path, key="sessions")
+        raise ConfigError(
+            f"Parent config 'sessions' must be a non-empty list of session names, got {show(entries)}",
+            path=path,
+            key="sessions",
+        )
     out: list[tuple[str, float]] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -145,11 +153,13 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
         [('a', [3, 4], 1, 1.0)]
     """
     path = Path(parent_config_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Parent config file not found: {path} (config file not found)")
     parent = load_yaml_with_extends(path)
     entries = session_entries(parent, path)
     if "session_dir" not in parent:
         raise ConfigError(
-            "a parent config must say where its session files are with `session_dir:` (relative to it)",
+            "Parent config must include 'session_dir' field: the folder of the session files, relative to the parent",
             path=path,
             key="session_dir",
         )
@@ -158,14 +168,14 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
         raise ConfigError(f"must be a folder path, got {show(session_dir)}", path=path, key="session_dir")
     folder = Path(session_dir)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: `session_dir` is not a folder: {folder}")
+        raise FileNotFoundError(f"Session directory not found: {folder} (`session_dir` of {path})")
     required = _required_keys(parent, path)
     shared = {k: v for k, v in parent.items() if k not in PARENT_ONLY_KEYS}
     configs = []
     for i, (name, weight) in enumerate(entries):
         file = folder / f"{name}.yaml"
         if not file.is_file():
-            raise FileNotFoundError(f"{path}: `sessions[{i}]` ({name!r}): session file not found: {file}")
+            raise FileNotFoundError(f"Session config not found: {file} (`sessions[{i}]` {name!r} of {path})")
         own = load_yaml(file)
         nested = sorted(set(own) & {"sessions", "session_dir", "extends"})
         if nested:

@@ -44,13 +44,18 @@ def _check_alpha(alpha: Any) -> float:
 
 def _quality_ids(quality_labels: Any, state: CurriculumState, size: int | None = None) -> np.ndarray:
     labels = np.asarray(quality_labels).astype(str)
-    if labels.ndim != 1 or labels.size == 0 or (size is not None and labels.shape[0] != size):
+    if labels.size == 0:
+        raise ValueError("quality_labels cannot be empty: give one quality label per row")
+    if labels.ndim != 1 or (size is not None and labels.shape[0] != size):
         want = f"({size},)" if size is not None else "(N,)"
         raise ValueError(f"`quality_labels` must have shape {want}, got {labels.shape}")
     known = {q: i for i, q in enumerate(state.qualities)}
     unknown = sorted(set(np.unique(labels).tolist()) - set(known))
     if unknown:
-        raise ValueError(f"`quality_labels` holds labels {unknown} that the curriculum does not know {list(known)}")
+        raise ValueError(
+            f"Quality labels {unknown} found in dataset but not defined in curriculum qualities {list(known)}: "
+            "add them to the CurriculumState's `qualities` (with `phases`) or relabel the rows"
+        )
     uniq, inverse = np.unique(labels, return_inverse=True)
     return np.array([known[q] for q in uniq.tolist()], dtype=np.intp)[inverse]
 

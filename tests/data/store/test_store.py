@@ -323,9 +323,9 @@ def test_foreign_store_raw_labels_sparse_ids_and_shuffled_embedding_rows(tmp_pat
 # -- bad input -----------------------------------------------------------------------------------------------------
 def test_constructor_errors(built, tmp_path):
     path, _, _ = built
-    with pytest.raises(FileNotFoundError, match=r"no dataset\.db"):
+    with pytest.raises(FileNotFoundError, match=r"^Dataset database not found: .*nowhere.dataset\.db: no dataset\.db"):
         ClusterLabeledDataset(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="`label_type` must be one of 'source', 'steering', 'combined', got 'both'"):
+    with pytest.raises(ValueError, match=r"^label_type must be 'source', 'steering', or 'combined', got 'both'"):
         ClusterLabeledDataset(path, label_type="both")
     with pytest.raises(ValueError, match="'w\\+' would truncate"):
         ClusterLabeledDataset(path, mmap_mode="w+")
@@ -334,9 +334,9 @@ def test_constructor_errors(built, tmp_path):
     with pytest.raises(ValueError, match="`cache_size` must be an int >= 0, got -1"):
         ClusterLabeledDataset(path, cache_size=-1)
     ds = ClusterLabeledDataset(path)
-    with pytest.raises(IndexError, match="index 40 is out of range for a store of 40"):
+    with pytest.raises(IndexError, match=r"^Index 40 out of range \[0, 40\) \(negative indices count from the end"):
         ds[40]
-    with pytest.raises(IndexError, match="index -41"):
+    with pytest.raises(IndexError, match="Index -41 out of range"):
         ds.__getitems__([0, -41])
 
 

@@ -125,7 +125,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         *,
         allow_pickle: bool = False,
     ) -> None:
-        self.label_type = check_choice(label_type, "label_type", LABEL_TYPES)
+        if label_type not in LABEL_TYPES:  # the original's words (users' `match=` tests), then the usual detail
+            raise ValueError(f"label_type must be 'source', 'steering', or 'combined', got {label_type!r}")
+        self.label_type = str(label_type)
         if mmap_mode == "w+":
             raise ValueError("`mmap_mode` 'w+' would truncate the embedding files; use 'r', 'c' or 'r+'")
         self.mmap_mode = check_choice(mmap_mode, "mmap_mode", MMAP_MODES)
@@ -135,7 +137,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         self.dataset_dir = Path(dataset_dir)
         self.db_path = self.dataset_dir / DB_FILE
         if not self.db_path.is_file():
-            raise FileNotFoundError(missing_store_message(self.dataset_dir))
+            raise FileNotFoundError(
+                f"Dataset database not found: {self.db_path}: {missing_store_message(self.dataset_dir)}"
+            )
         self.read_only = is_read_only(self.db_path)
         self._identity = identity(self.db_path)
         con = self._connect()
@@ -278,7 +282,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             return self.__getitems__([index])[0]
         i = int(index)
         if not -self._size <= i < self._size:
-            raise IndexError(f"index {i} is out of range for a store of {self._size} samples")
+            self._layout.positions([i])  # raises the one message for every read path
         i %= self._size
         con = self._con()
         generation = 0

@@ -322,7 +322,9 @@ class StoreLayout:
         low, high = int(idx.min()), int(idx.max())
         if low < -self.size or high >= self.size:
             bad = low if low < -self.size else high
-            raise IndexError(f"index {bad} is out of range for a store of {self.size} samples")
+            raise IndexError(
+                f"Index {bad} out of range [0, {self.size}) (negative indices count from the end, down to -{self.size})"
+            )
         return np.where(idx < 0, idx + self.size, idx) if low < 0 else idx
 
     def sample_ids(self, idx: np.ndarray) -> np.ndarray:
