@@ -50,9 +50,9 @@ def test_document_shape_builds_a_joint_sampler():
     assert sampler.curriculum_state.plateau == "restart"
     defaults = yaml.safe_load(DOC)
     del defaults["sampling"]["curriculum"]["patience"]
-    defaults["sampling"]["curriculum"]["plateau"] = "continue"
+    defaults["sampling"]["curriculum"].update(plateau="continue", min_epochs_per_phase=4)
     state = build_sampler(JointSamplingConfig.from_mapping(defaults), TARGETS, QUALITY).curriculum_state
-    assert (state.patience, state.plateau) == (3, "continue")  # the original's patience; its early plateau rule
+    assert (state.patience, state.plateau, state.min_epochs_per_phase) == (3, "continue", 4)
 
 
 def test_backward_compatible_single_strategies():

@@ -67,6 +67,27 @@ def test_plateau_continue_advances_every_epoch_while_the_plateau_lasts():
     assert cont.best == 0.5 and cont.bad_epochs == 2
 
 
+def test_min_epochs_per_phase_holds_a_phase_through_a_plateau():
+    state = CurriculumState(patience=1, min_epochs_per_phase=3)
+    phases = []
+    for _ in range(8):
+        state.update(1.0)
+        phases.append(state.phase)
+    # a flat loss: patience alone would advance every epoch; each phase now lasts 3 updates
+    assert phases == ["warmup", "warmup", "expand", "expand", "expand", "robust", "robust", "robust"]
+    saved = json.loads(json.dumps(state.state_dict()))
+    assert saved["epochs_in_phase"] == 2
+    other = CurriculumState(patience=1, min_epochs_per_phase=3)
+    other.load_state_dict(saved)
+    assert other.update(1.0) and other.phase == "polish"
+    legacy = {k: v for k, v in saved.items() if k != "epochs_in_phase"}  # a state saved before the key existed
+    old = CurriculumState(patience=1, min_epochs_per_phase=3)
+    old.load_state_dict(legacy)
+    assert old.epochs_in_phase == 0
+    with pytest.raises(ValueError, match=r"`min_epochs_per_phase` must be an int >= 0, got -1"):
+        CurriculumState(min_epochs_per_phase=-1)
+
+
 def test_plateau_advances_after_patience_and_stays_at_last_phase():
     state = CurriculumState(patience=2, min_delta=0.1)
     # improvements larger than min_delta reset the count; smaller ones do not count

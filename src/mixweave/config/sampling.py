@@ -55,6 +55,8 @@ class CurriculumConfig(BaseModel):
             only one): rows are drawn in those proportions. The specification's
             ``"weighted"`` (loss weights per quality) is not implemented and is
             rejected rather than silently sampled.
+        patience, min_delta, phases, plateau, min_epochs_per_phase: as
+            :class:`~mixweave.core.curriculum.CurriculumState` (patience 3 by default).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,12 +67,20 @@ class CurriculumConfig(BaseModel):
     min_delta: float = Field(default=0.0, ge=0.0)
     phases: dict[str, dict[str, float]] | None = None
     plateau: Literal["restart", "continue"] = "restart"
+    min_epochs_per_phase: int = Field(default=0, ge=0)
     strategy: Literal["sampled"] = "sampled"
     reset_early_stopping_on_phase_change: bool = False
 
     def make_state(self) -> CurriculumState:
         """A fresh :class:`~mixweave.core.curriculum.CurriculumState` with these settings."""
-        return CurriculumState(self.qualities, self.patience, self.phases, self.min_delta, plateau=self.plateau)
+        return CurriculumState(
+            self.qualities,
+            self.patience,
+            self.phases,
+            self.min_delta,
+            plateau=self.plateau,
+            min_epochs_per_phase=self.min_epochs_per_phase,
+        )
 
 
 class JointSamplingConfig(BaseModel):

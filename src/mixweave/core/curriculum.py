@@ -107,6 +107,8 @@ class CurriculumState:
             ``"continue"``: the count and the best loss are kept, so while the
             plateau lasts every further epoch starts another phase (the
             original's early behaviour).
+        min_epochs_per_phase: a phase lasts at least this many updates, even on
+            a plateau (the original's later keyword; default 0: no minimum).
 
     Raises:
         ValueError: for empty or repeated ``qualities``, ``patience`` < 1,
@@ -122,6 +124,7 @@ class CurriculumState:
         min_delta: float = 0.0,
         *,
         plateau: str = "restart",
+        min_epochs_per_phase: int = 0,
     ) -> None:
         if isinstance(qualities, str) or not isinstance(qualities, Sequence):
             raise TypeError(f"`qualities` must be a list of quality labels, got {type(qualities).__name__}")
@@ -132,6 +135,7 @@ class CurriculumState:
         self.patience = check_int(patience, "patience", minimum=1)
         self.min_delta = check_real(min_delta, "min_delta", low=0.0)
         self.plateau = check_choice(plateau, "plateau", PLATEAU_MODES)
+        self.min_epochs_per_phase = check_int(min_epochs_per_phase, "min_epochs_per_phase", minimum=0)
         if phases is None:
             if len(self.qualities) > len(_BUILT_IN):
                 warn(
@@ -153,6 +157,7 @@ class CurriculumState:
         self.phase_index = 0
         self.best = math.inf
         self.bad_epochs = 0
+        self.epochs_in_phase = 0
         #: Set by the curriculum samplers (NOTE [ Curriculum under torch.distributed ]); None: updates stay local.
         self.synchronizer: Synchronizer | None = None
 
@@ -186,11 +191,13 @@ class CurriculumState:
                 "using this state (it gives the state its synchronizer); neither is there"
             )
         before = self.phase_index
+        self.epochs_in_phase += 1
         if val_loss < self.best - self.min_delta:
             self.best, self.bad_epochs = float(val_loss), 0
         else:
             self.bad_epochs += 1
-            if self.bad_epochs >= self.patience and self.phase_index < len(self.phase_names) - 1:
+            plateau = self.bad_epochs >= self.patience and self.epochs_in_phase >= self.min_epochs_per_phase
+            if plateau and self.phase_index < len(self.phase_names) - 1:
                 self.phase_index += 1
                 if self.plateau == "restart":
                     self.best, self.bad_epochs = float(val_loss), 0
@@ -198,6 +205,8 @@ class CurriculumState:
             self.phase_index, self.best, self.bad_epochs = self.synchronizer(
                 (self.phase_index, self.best, self.bad_epochs), sync
             )
+        if self.phase_index != before:
+            self.epochs_in_phase = 0
         return self.phase_index != before
 
     def set_phase(self, phase: str) -> None:
@@ -205,13 +214,15 @@ class CurriculumState:
         if phase not in self.phases:
             raise ValueError(f"`phase` must be one of {list(self.phase_names)}, got {phase!r}")
         self.phase_index, self.best, self.bad_epochs = self.phase_names.index(phase), math.inf, 0
+        self.epochs_in_phase = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able progress: ``phase``, ``best`` (None before the first update) and ``bad_epochs``."""
+        """JSON-able progress: ``phase``, ``best`` (None before any update), ``bad_epochs``, ``epochs_in_phase``."""
         return {
             "phase": self.phase,
             "best": None if math.isinf(self.best) else self.best,
             "bad_epochs": self.bad_epochs,
+            "epochs_in_phase": self.epochs_in_phase,
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -227,6 +238,10 @@ class CurriculumState:
         self.set_phase(state_dict["phase"])
         self.best = best
         self.bad_epochs = check_int(state_dict["bad_epochs"], "state_dict['bad_epochs']", minimum=0)
+        # states saved before mixweave 0.9 lack the key: the count restarts
+        self.epochs_in_phase = check_int(
+            state_dict.get("epochs_in_phase", 0), "state_dict['epochs_in_phase']", minimum=0
+        )
 
     def __repr__(self) -> str:
         return (
