@@ -332,13 +332,13 @@ def get_balanced_data_loaders(
     val_transform: Callable[..., Any] | None = None,
     batch_size: int = 32,
     num_workers: int | None = None,
+    pin_memory: bool | None = None,
     use_weighted_sampler: bool = True,
     *,
     labels: Sequence[str] | None = None,
     reduce: str = "max",
     no_finding_share: float | None = None,
     seed: int = 0,
-    pin_memory: bool | None = None,
     image_column: str | None = None,
     mode: str | None = "auto",
 ) -> dict[str, DataLoader[Any]]:
@@ -350,7 +350,8 @@ def get_balanced_data_loaders(
     from ``seed`` and the epoch, sharded under ``torch.distributed``), and drops
     the last incomplete batch. Val and test keep file order. Label names come
     from ``labels`` or the train split and are applied to val/test, so vectors
-    line up (an unknown name there is an error).
+    line up (an unknown name there is an error). The positional order is the
+    original X-Lite function's.
 
     Args:
         data_dir: folder of the images.
