@@ -35,6 +35,7 @@ from mixweave import (
     calculate_auc_roc,
     calculate_pos_weights,
     compute_metrics,
+    get_roc_curves,
 )
 
 
@@ -195,6 +196,11 @@ def test_documented_metrics_calls():
         auc = calculate_auc_roc(predictions.numpy(), targets.numpy(), disease_labels=DISEASES)
     assert auc["Macro_AUC"] == pytest.approx(np.mean([auc[d] for d in DISEASES]))
     assert tracker.get_auc_scores() == auc
+    with pytest.warns(DeprecationWarning, match="disease_labels"):
+        curves = get_roc_curves(predictions.numpy(), targets.numpy(), disease_labels=DISEASES)
+    # migrating.md "001: get_roc_curves": a dict per class instead of the original's (fpr, tpr, auc) tuple
+    fpr, tpr = curves["Effusion"]["fpr"], curves["Effusion"]["tpr"]
+    assert skm.auc(fpr, tpr) == pytest.approx(auc["Effusion"])
 
 
 # -- 002: OpenADMET curriculum, task-aware and joint samplers ------------------------------------------------------

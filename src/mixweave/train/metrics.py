@@ -169,14 +169,20 @@ def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, 
 
 
 def get_roc_curves(
-    predictions: Any, targets: Any, labels: Sequence[str] | None = None, *, from_logits: bool = False
+    predictions: Any,
+    targets: Any,
+    labels: Sequence[str] | None = None,
+    *,
+    from_logits: bool = False,
+    disease_labels: Sequence[str] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-class ROC curves ``{name: {"fpr", "tpr", "thresholds"}}`` (sklearn's ``roc_curve``).
 
-    Classes with a single outcome have no curve; they are left out with a warning.
+    Classes with a single outcome have no curve; they are left out with a
+    warning. ``disease_labels`` is the original's spelling of ``labels`` (deprecated).
     """
     p, y = _check_pair(predictions, targets, from_logits)
-    names = _names(labels, y.shape[1])
+    names = _names(_labels_alias(labels, disease_labels), y.shape[1])
     ok = _defined(y, names, "the ROC curve")
     curves = {}
     for j in np.flatnonzero(ok):
