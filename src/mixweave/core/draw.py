@@ -169,7 +169,10 @@ def largest_remainder(shares: Any, total: int) -> np.ndarray:
     counts = np.floor(exact).astype(np.int64)
     short = total - int(counts.sum())
     if short > 0:
-        counts[np.argsort(-(exact - counts), kind="stable")[:short]] += 1
+        # Remainders equal in exact arithmetic can differ in the last bits (16*51/42 and 2*51/42 both
+        # leave 18/42): compare them on a 2**-32 grid so such ties go to the lower index, as documented.
+        remainders = np.round((exact - counts) * 2.0**32)
+        counts[np.argsort(-remainders, kind="stable")[:short]] += 1
     return counts
 
 
