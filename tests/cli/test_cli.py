@@ -158,7 +158,7 @@ def test_config_validate_checks_plain_session_configs(tmp_path, capsys):
     assert "1 session(s)" in capsys.readouterr().out
     (tmp_path / "s" / "a.yaml").write_text("cdis: [1]\n")  # the required key, mistyped
     assert main(["config", "validate", str(tmp_path / "p.yaml")]) == 2
-    assert "`cids`: required key missing" in capsys.readouterr().err
+    assert "`cids`: Session config 'a' must include 'cids' field" in capsys.readouterr().err
 
 
 def test_inspect_piped_keeps_long_names_whole_and_json_floats_short(tmp_path):

@@ -171,17 +171,25 @@ def test_returned_configs_are_independent(tmp_path: Path) -> None:
 
 def test_required_keys_default_and_configurable(tmp_path: Path) -> None:
     parent = write_tree(tmp_path, sessions={**SESSIONS, "Logan_2020-02-29": "lab: rochester\n"})
-    with pytest.raises(ConfigError, match=r"Logan_2020-02-29\.yaml: `cids`: required key missing") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"Logan_2020-02-29\.yaml: `cids`: Session config 'Logan_2020-02-29' must include 'cids'",
+    ) as info:
         load_dataset_configs(parent)
     assert info.value.key == "cids" and str(info.value.path).endswith("Logan_2020-02-29.yaml")
     relaxed = write_tree(tmp_path, PARENT + "required_keys: [lab, transforms.stim.ops]\n", name="relaxed.yaml")
-    with pytest.raises(ConfigError, match=r"Allen_2022-03-04\.yaml: `lab`: required key missing"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`lab`: Session config 'Allen_2022-03-04' must include 'lab' field",
+    ):
         load_dataset_configs(relaxed)
     ok = write_tree(tmp_path, PARENT + "required_keys: [transforms.stim.ops]\n", name="ok.yaml")
     configs = load_dataset_configs(ok)
     assert all("required_keys" not in c for c in configs)
     deep = write_tree(tmp_path, PARENT + "required_keys: [transforms.stim.crop]\n", name="deep.yaml")
-    with pytest.raises(ConfigError, match=r"`transforms\.stim\.crop`: required key missing"):
+    with pytest.raises(
+        ConfigError, match=r"`transforms\.stim\.crop`: Session config '.*' must include 'transforms\.stim\.crop' field"
+    ):
         load_dataset_configs(deep)
 
 

@@ -110,8 +110,16 @@ def test_original_minimal_calls_and_defaults(caplog):
     state = CurriculumState()
     positional = JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7)
     assert len(positional) == 500 and positional.seed == 7
+    # ... increment_seed_per_epoch, log_weight_stats); composition_mode is keyword only
+    repeat = JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7, False, False)
+    assert np.array_equal(repeat.plan(0), repeat.plan(3))
     with pytest.raises(TypeError):
-        JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7, "hierarchical")  # composition_mode is keyword only
+        JointSampler(SINGLE, QUALITY, state, 0.5, 500, 7, True, False, "hierarchical")
+    curriculum = DynamicCurriculumSampler(QUALITY, state, 500, 7, False)  # the original's fifth argument
+    assert np.array_equal(curriculum.plan(0), curriculum.plan(2))
+    state.phase = "expand"  # the original sets the attribute; here it is set_phase
+    assert state.weights == state.sampling_probs() == {"high": 0.6, "medium": 0.35, "low": 0.05}
+    state.phase = "warmup"
     # log_weight_stats: one INFO line per epoch on the mixweave.sampling logger
     logged = JointSampler(targets=SINGLE, task_alpha=0.5, num_samples=10, log_weight_stats=True)
     with caplog.at_level("INFO", logger="mixweave.sampling"):

@@ -99,7 +99,7 @@ def test_tracker_equals_one_shot_over_uneven_batches():
     got, expected = tracker.compute(), compute_metrics(p, y, labels=list("abcdef"), threshold=0.4)
     assert got == expected
     tracker.reset()
-    with pytest.raises(RuntimeError, match="before any update"):
+    with pytest.raises(RuntimeError, match=r"MetricsTracker has no batches: call update\(\) before compute\(\)"):
         tracker.compute()
     with pytest.raises(ValueError, match=r"shape \(B, 6\)"):
         tracker.update(p[:, :2], y[:, :2])
@@ -194,6 +194,11 @@ def test_original_x_lite_calls_work():
         compute_metrics(p, y, labels=names, disease_labels=names)
     with pytest.raises(TypeError, match=r"`threshold` \(the third positional argument.*pass class names as `labels=`"):
         compute_metrics(p, y, names)  # mixweave 0.x's positional labels: a clear error, not a misbinding
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Hernia has no positive: NaN, warned (tested above)
+        with pytest.warns(DeprecationWarning, match="disease_labels"):
+            positional = compute_metrics(p, y, 0.4, names)  # the original's fourth positional argument
+    np.testing.assert_equal(positional, new)
     with pytest.raises(ValueError, match=r"`labels` must not contain 'Macro_AUC'"):
         calculate_auc_roc(p, y, ["a", "b", "Macro_AUC", "d"])
     with warnings.catch_warnings():

@@ -156,13 +156,13 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
     if not path.is_file():
         raise FileNotFoundError(f"Parent config file not found: {path} (config file not found)")
     parent = load_yaml_with_extends(path)
-    entries = session_entries(parent, path)
     if "session_dir" not in parent:
         raise ConfigError(
             "Parent config must include 'session_dir' field: the folder of the session files, relative to the parent",
             path=path,
             key="session_dir",
         )
+    entries = session_entries(parent, path)
     session_dir = parent["session_dir"]
     if not isinstance(session_dir, str) or not session_dir:
         raise ConfigError(f"must be a folder path, got {show(session_dir)}", path=path, key="session_dir")
@@ -200,7 +200,11 @@ def load_dataset_configs(parent_config_path: str | os.PathLike[str]) -> list[dic
         for key in required:
             if not _has_key(merged, key):
                 raise ConfigError(
-                    f"required key missing after merging with {path} (required_keys: {required})", path=file, key=key
+                    f"Session config {merged['session']!r} must include {key!r} field: required key missing after "
+                    f"merging with {path} (required_keys: {required}; `required_keys: []` in the parent turns "
+                    "the check off)",
+                    path=file,
+                    key=key,
                 )
         merged["_weight"] = weight
         merged["_config_path"] = str(file)

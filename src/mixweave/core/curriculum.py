@@ -163,8 +163,17 @@ class CurriculumState:
 
     @property
     def phase(self) -> str:
-        """The current phase's name."""
+        """The current phase's name; assigning a name is :meth:`set_phase` (as the original's attribute)."""
         return self.phase_names[self.phase_index]
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
+        self.set_phase(phase)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The current phase's probability per quality (the original's attribute; same as :meth:`sampling_probs`)."""
+        return self.sampling_probs()
 
     def sampling_probs(self) -> dict[str, float]:
         """The current phase's probability for each quality."""

@@ -118,7 +118,11 @@ class DynamicCurriculumSampler(WeightedSampler):
         curriculum_state: the shared :class:`~mixweave.core.curriculum.CurriculumState`.
         num_samples: indices per epoch (default ``N``).
         seed: base seed (None means 0).
+        increment_seed_per_epoch: a new draw each epoch (default); False repeats epoch 0's draw
+            (with the weights of the current phase).
         **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``.
+
+    The positional order is the original OpenADMET class's.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class DynamicCurriculumSampler(WeightedSampler):
         curriculum_state: CurriculumState,
         num_samples: int | None = None,
         seed: int | None = None,
+        increment_seed_per_epoch: bool = True,
         **kwargs: Any,
     ) -> None:
         if not isinstance(curriculum_state, CurriculumState):
@@ -139,6 +144,7 @@ class DynamicCurriculumSampler(WeightedSampler):
             lambda epoch: _curriculum_factor(self.quality_ids, self.curriculum_state),
             num_samples,
             seed=seed or 0,
+            increment_seed_per_epoch=increment_seed_per_epoch,
             **kwargs,
         )
 
@@ -157,7 +163,8 @@ class JointSampler(WeightedSampler):
     factor act only inside each group.
 
     The positional order ``(targets, quality_labels, curriculum_state,
-    task_alpha, num_samples, seed)`` is the original OpenADMET class's, so
+    task_alpha, num_samples, seed, increment_seed_per_epoch,
+    log_weight_stats)`` is the original OpenADMET class's, so
     ``JointSampler(targets=y, task_alpha=0.5)`` is the minimal call there and here.
 
     Args:
@@ -169,12 +176,12 @@ class JointSampler(WeightedSampler):
             rows drawn uniformly).
         num_samples: indices per epoch (default ``N``).
         seed: base seed (None means 0).
-        composition_mode: ``"multiplicative"`` (default) or ``"hierarchical"`` (keyword only).
+        increment_seed_per_epoch: a new draw each epoch (default).
         log_weight_stats: log each epoch's weight statistics (min, max, entropy,
             effective samples) at INFO on the ``mixweave.sampling`` logger
             (:func:`~mixweave.sampling.hooks.log_weight_stats`); default False.
-        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``,
-            ``increment_seed_per_epoch``.
+        composition_mode: ``"multiplicative"`` (default) or ``"hierarchical"`` (keyword only).
+        **kwargs: ``num_replicas``, ``rank``, ``drop_last``, ``replacement``, ``mode``, ``groups``.
             With ``mode="exact"`` and no ``groups``, the quality groups get exact
             shares (the primary tasks when there is no curriculum).
     """
@@ -187,9 +194,10 @@ class JointSampler(WeightedSampler):
         task_alpha: float | None = 0.0,
         num_samples: int | None = None,
         seed: int | None = None,
+        increment_seed_per_epoch: bool = True,
+        log_weight_stats: bool = False,
         *,
         composition_mode: str = "multiplicative",
-        log_weight_stats: bool = False,
         **kwargs: Any,
     ) -> None:
         self.composition_mode = check_choice(composition_mode, "composition_mode", COMPOSITION_MODES)
@@ -211,7 +219,13 @@ class JointSampler(WeightedSampler):
         if kwargs.get("mode") == "exact" and kwargs.get("groups") is None:
             # exact shares of what the sampler controls: the quality groups, else the primary tasks
             kwargs["groups"] = self.quality_ids if self.quality_ids is not None else np.maximum(self.primary, 0)
-        super().__init__(self._joint_weights, num_samples, seed=seed or 0, **kwargs)
+        super().__init__(
+            self._joint_weights,
+            num_samples,
+            seed=seed or 0,
+            increment_seed_per_epoch=increment_seed_per_epoch,
+            **kwargs,
+        )
         if check_bool(log_weight_stats, "log_weight_stats"):
             self.epoch_hooks.append(hooks.log_weight_stats)
 

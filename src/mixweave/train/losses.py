@@ -137,7 +137,7 @@ def _check_beta(beta: Any) -> float:
     return check_real(beta, "beta", low=0.0, high=1.0, high_open=True)
 
 
-def calculate_effective_num_samples(counts: Any, beta: float = 0.9999) -> torch.Tensor:
+def calculate_effective_num_samples(label_counts: Any, beta: float = 0.9999) -> torch.Tensor:
     """Effective number of samples ``(1 - beta**n) / (1 - beta)`` per class (Cui et al., 2019).
 
     It grows like ``n`` for small counts and saturates at ``1 / (1 - beta)``.
@@ -146,14 +146,14 @@ def calculate_effective_num_samples(counts: Any, beta: float = 0.9999) -> torch.
     Returns:
         float64 tensor of shape ``(C,)``.
     """
-    n = _counts(counts, "counts")
+    n = _counts(label_counts, "label_counts")
     b = _check_beta(beta)
     if b == 0.0:
         return (n > 0).to(torch.float64)
     return -torch.expm1(n * np.log(b)) / (1.0 - b)
 
 
-def get_class_balanced_weights(counts: Any, beta: float = 0.9999) -> torch.Tensor:
+def get_class_balanced_weights(label_counts: Any, beta: float = 0.9999) -> torch.Tensor:
     """Class-balanced weights ``∝ 1 / effective number``, scaled to sum to the number of classes.
 
     ``beta = 0`` gives equal weights; ``beta → 1`` approaches inverse frequency.
@@ -167,8 +167,8 @@ def get_class_balanced_weights(counts: Any, beta: float = 0.9999) -> torch.Tenso
         >>> get_class_balanced_weights([100, 10], beta=0.0)
         tensor([1., 1.])
     """
-    counts_t = _counts(counts, "counts")
-    _require_positive(counts_t, "counts", "the class-balanced weight")
+    counts_t = _counts(label_counts, "label_counts")
+    _require_positive(counts_t, "label_counts", "the class-balanced weight")
     inverse = 1.0 / calculate_effective_num_samples(counts_t, beta)
     return (inverse * (counts_t.numel() / inverse.sum())).to(torch.float32)
 

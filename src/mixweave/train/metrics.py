@@ -290,15 +290,15 @@ def compute_metrics(
     predictions: Any,
     targets: Any,
     threshold: float = 0.5,
+    disease_labels: Sequence[str] | None = None,
     *,
     labels: Sequence[str] | None = None,
     from_logits: bool = False,
-    disease_labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """All the usual multi-label metrics in one pass.
 
-    The positional order ``(predictions, targets, threshold)`` is the original
-    X-Lite function's; everything after it is keyword only.
+    The positional order ``(predictions, targets, threshold, disease_labels)``
+    is the original X-Lite function's; everything after it is keyword only.
 
     Args:
         predictions: ``(N, C)`` probabilities (or logits with ``from_logits=True``); tensors or arrays.
@@ -442,7 +442,10 @@ class MetricsTracker:
         elif sync:
             raise RuntimeError("`sync=True` needs an initialised torch.distributed process group; none is initialised")
         if predictions.shape[0] == 0:
-            raise RuntimeError("MetricsTracker.compute() called before any update()")
+            raise RuntimeError(
+                "MetricsTracker has no batches: call update() before compute() or get_auc_scores() "
+                "(the original X-Lite tracker returned {} here)"
+            )
         return predictions, targets
 
 

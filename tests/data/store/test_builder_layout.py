@@ -205,7 +205,7 @@ def test_layouts_it_cannot_read_name_what_is_missing(tmp_path):
         ds[1]
     gone = _write_like_the_builder(tmp_path, "e", data)
     (gone / "base_embeddings.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=r"base_embeddings\.npy is missing"):
+    with pytest.raises(FileNotFoundError, match=r"^Embedding file not found: .*base_embeddings\.npy"):
         ClusterLabeledDataset(gone)
 
 
@@ -220,3 +220,26 @@ def test_embedding_files_elsewhere_are_found_by_their_recorded_absolute_path(tmp
         _edit(path, "UPDATE embeddings_meta SET file_path = ? WHERE embedding_type = ?", str(target), kind)
     with ClusterLabeledDataset(path) as ds:
         np.testing.assert_array_equal(ds[4][1].numpy(), data["steering"][4])
+
+
+def test_samples_deleted_after_the_build_still_open_by_embedding_idx(tmp_path):
+    data = _data(seed=2)
+    path = _write_like_the_builder(tmp_path, "store", data)
+    _edit(path, "DELETE FROM samples WHERE sample_id IN (3, 11, 30)")  # rows 2, 10, 29 of the embeddings
+    kept = [i for i in range(N) if i not in (2, 10, 29)]
+    with ClusterLabeledDataset(path, label_type="source") as ds:
+        assert len(ds) == N - 3
+        for pos in (0, 2, 9, len(ds) - 1):
+            base, _steering, label = ds[pos]
+            np.testing.assert_array_equal(base.numpy(), data["base"][kept[pos]])
+            np.testing.assert_allclose(label.numpy(), data["source"][kept[pos]], rtol=1e-6)
+        batch = ds.__getitems__([len(ds) - 1, 2])
+        np.testing.assert_array_equal(batch[0][1].numpy(), data["steering"][kept[-1]])
+
+
+def test_an_embedding_file_of_another_width_names_the_mismatch(tmp_path):
+    data = _data(seed=3)
+    path = _write_like_the_builder(tmp_path, "store", data)
+    np.save(path / "steering_embeddings.npy", np.zeros((N, D + 1), dtype=np.float32))
+    with pytest.raises(ValueError, match=rf"^steering embeddings dimension mismatch: expected {D}, got {D + 1}"):
+        ClusterLabeledDataset(path)

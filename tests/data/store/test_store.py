@@ -373,7 +373,7 @@ def test_truncated_and_mismatched_files(tmp_path):
     with pytest.raises(ValueError, match="combined_label of sample_id 4"):
         ds[4]
     os.remove(wide / "steering_embeddings.npy")
-    with pytest.raises(FileNotFoundError, match=r"steering_embeddings\.npy is missing"):
+    with pytest.raises(FileNotFoundError, match=r"^Embedding file not found: .*steering_embeddings\.npy"):
         ClusterLabeledDataset(wide)
 
 

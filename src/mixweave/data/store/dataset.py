@@ -192,7 +192,9 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
             )
 
     def _open_embeddings(self, key: str) -> np.ndarray:
-        return open_embeddings(self._layout.embedding_paths[key], (self._size, self.embedding_dim), self.mmap_mode)
+        layout = self._layout
+        expected = (layout.embedding_count, self.embedding_dim)
+        return open_embeddings(layout.embedding_paths[key], expected, self.mmap_mode, key)
 
     @property
     def label_encoding(self) -> str:

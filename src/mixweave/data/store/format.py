@@ -290,6 +290,8 @@ class StoreLayout:
         info: the ``dataset_info`` table.
         n_clusters, embedding_dim, size: the store's shape.
         embedding_paths: the ``base`` and ``steering`` embedding files.
+        embedding_count: rows of each embedding file (``size``, or more in other tools'
+            stores whose ``samples`` lost rows: ``embedding_idx`` says which row is whose).
         first_id: the ``sample_id`` of index 0.
         ids: ``sample_id`` of each index, when ids are not ``first_id + index`` (else None).
         embedding_rows: the embedding row of each index, when it is not the index (else None).
@@ -305,6 +307,7 @@ class StoreLayout:
     embedding_rows: np.ndarray | None
     codec: LabelCodec
     embedding_paths: dict[str, Path]
+    embedding_count: int
 
     def positions(self, indices: Any) -> np.ndarray:
         """``indices`` as int64 positions in ``[0, size)`` (negative ones count from the end).
@@ -366,6 +369,18 @@ def _tables(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
+def _npy_rows(path: Path) -> int:
+    """Rows of a 2-D ``.npy`` file from its header (0 when it is missing, raw or not 2-D: checked when opened)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != NPY_MAGIC:
+                return 0
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return 0
+    return int(shape[0]) if len(shape) == 2 else 0
+
+
 def embedding_paths(con: sqlite3.Connection, db_path: Path) -> dict[str, Path]:
     """Where the ``base`` and ``steering`` embeddings are: the default names, or the ``embeddings_meta`` rows.
 
@@ -384,8 +399,8 @@ def embedding_paths(con: sqlite3.Connection, db_path: Path) -> dict[str, Path]:
     for key in EMBEDDING_FILES:
         if key not in rows:
             raise ValueError(
-                f"{db_path}: table embeddings_meta has no row for embedding_type {key!r} (rows: {sorted(rows)}); "
-                "a store needs 'base' and 'steering' embeddings"
+                f"No embedding file registered for type {key!r}: {db_path}: table embeddings_meta has no row for "
+                f"embedding_type {key!r} (rows: {sorted(rows)}); a store needs 'base' and 'steering' embeddings"
             )
         written = Path(str(rows[key]))
         beside = folder / written.name
@@ -393,7 +408,9 @@ def embedding_paths(con: sqlite3.Connection, db_path: Path) -> dict[str, Path]:
     return out
 
 
-def _index_maps(con: sqlite3.Connection, info: dict[str, str], size: int, db_path: Path) -> tuple[int, Any, Any]:
+def _index_maps(
+    con: sqlite3.Connection, info: dict[str, str], size: int, rows: int, db_path: Path
+) -> tuple[int, Any, Any]:
     """``(first_id, ids, embedding_rows)``; the arrays only when ids or embedding rows are not contiguous."""
     if info.get("layout") == "contiguous":  # written by mixweave: ids first_id.., embedding row = index
         return int(info.get("first_sample_id", 0)), None, None
@@ -403,8 +420,8 @@ def _index_maps(con: sqlite3.Connection, info: dict[str, str], size: int, db_pat
     ).fetchone()
     if count != size:
         raise ValueError(f"{db_path}: dataset_info says dataset_size={size} but samples has {count} rows")
-    if count and (e_min < 0 or e_max >= size):
-        raise ValueError(f"{db_path}: embedding_idx ranges over [{e_min}, {e_max}], outside the {size} embedding rows")
+    if count and (e_min < 0 or e_max >= rows):
+        raise ValueError(f"{db_path}: embedding_idx ranges over [{e_min}, {e_max}], outside the {rows} embedding rows")
     if not (shifted or (count and int(last) - int(first) + 1 != count)):
         return int(first or 0), None, None
     table = np.array(
@@ -434,7 +451,9 @@ def read_layout(con: sqlite3.Connection, db_path: Path, *, allow_pickle: bool) -
         size = _need(info, "dataset_size", db_path)
     else:  # other tools' layouts: the table's row count
         size = int(con.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
-    first_id, ids, embedding_rows = _index_maps(con, info, size, db_path)
+    paths = embedding_paths(con, db_path)
+    rows = size if "dataset_size" in info else max(size, _npy_rows(paths["base"]))
+    first_id, ids, embedding_rows = _index_maps(con, info, size, rows, db_path)
     encoding = info.get("label_encoding") or _detect_encoding(con)
     if encoding not in LABEL_ENCODINGS:
         raise ValueError(
@@ -450,14 +469,16 @@ def read_layout(con: sqlite3.Connection, db_path: Path, *, allow_pickle: bool) -
     if row is not None:
         for column, blob in zip(LABEL_COLUMNS, row, strict=True):
             codec.decode(blob, column, first_id if ids is None else int(ids[0]))
-    paths = embedding_paths(con, db_path)
-    return StoreLayout(info, n_clusters, dim, size, first_id, ids, embedding_rows, codec, paths)
+    return StoreLayout(info, n_clusters, dim, size, first_id, ids, embedding_rows, codec, paths, rows)
 
 
-def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str) -> np.ndarray:
-    """Map one embedding file (``.npy`` or raw float32) and check its dtype and shape against ``expected``."""
+def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str, kind: str = "") -> np.ndarray:
+    """Map one embedding file (``.npy`` or raw float32) and check its dtype and shape against ``expected``.
+
+    ``kind`` (``"base"``/``"steering"``) names the file in errors.
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the store")
+        raise FileNotFoundError(f"Embedding file not found: {path} (it is missing from the store)")
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic == NPY_MAGIC:
@@ -467,6 +488,11 @@ def open_embeddings(path: Path, expected: tuple[int, int], mmap_mode: str) -> np
             raise ValueError(f"{path}: cannot map the array ({exc}); is the file truncated?") from exc
         if arr.dtype != np.float32:
             raise ValueError(f"{path}: embeddings must be float32, got {arr.dtype}")
+        if arr.ndim == 2 and arr.shape[1] != expected[1]:
+            raise ValueError(
+                f"{kind + ' ' if kind else ''}embeddings dimension mismatch: expected {expected[1]}, got "
+                f"{arr.shape[1]}: {path}: shape {arr.shape} does not match dataset_info (embedding_dim={expected[1]})"
+            )
         if arr.shape != expected:
             raise ValueError(
                 f"{path}: shape {arr.shape} does not match dataset_info (dataset_size={expected[0]}, "
