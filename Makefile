@@ -18,7 +18,7 @@ PEERS_VENV ?= .venv-peers
 PEERS_SPEC ?= torch==2.14.1 torchvision==0.29.1 mosaicml-streaming==0.13.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install peers demo test test-min test-peers lint typecheck check bench clean
+.PHONY: install peers demo test test-min test-peers lint typecheck check bench mutation clean
 
 # The package with the command's extra (enough for `make demo`), then the test and integration extras (`make test`).
 $(CORE_STAMP): pyproject.toml
@@ -63,8 +63,8 @@ test-peers: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m pytest -m peers tests/test_peers.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples docs conftest.py
-	$(BIN)/ruff format --check src tests bench examples docs conftest.py
+	$(BIN)/ruff check src tests bench examples docs tools conftest.py
+	$(BIN)/ruff format --check src tests bench examples docs tools conftest.py
 	@# the layers of docs/design.md: contracts in pyproject.toml ([tool.importlinter])
 	$(BIN)/lint-imports
 
@@ -77,5 +77,14 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench
 
+# Mutation testing of the engine's core ([tool.mutmut] in pyproject.toml; docs/testing.md): about 45 minutes
+# on 2 cores, so CI does not run it. MUTATION_JOBS sets the parallel test processes.
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants.log 2>&1 || (tail -c 2000 mutants.log; exit 1)
+	$(BIN)/python tools/mutation_report.py
+
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache mutants mutants.log

@@ -119,3 +119,20 @@ def test_task_functions_by_hand():
         task_probabilities(np.full((2, 2), nan), 0.5)
     with pytest.raises(ValueError, match=r"`targets` must be a 2-D \(N, T\) array with NaN for missing labels"):
         task_probabilities(np.zeros((0, 2)), 0.5)
+
+
+def test_no_finding_share_edges():
+    y = np.array([[1, 0], [0, 1], [0, 0], [0, 0]])
+    w = get_sample_weights(y, no_finding_share=0.5)
+    assert w[2:].sum() == pytest.approx(w[:2].sum())  # half of the total on the two rows without a label
+    w0 = get_sample_weights(y, no_finding_share=0.0)
+    assert w0[2:].tolist() == [0.0, 0.0]
+    with pytest.warns(UserWarning, match=r"`no_finding_share` = 0\.3 has no effect: every row has a label"):
+        get_sample_weights(np.array([[1, 0], [0, 1]]), no_finding_share=0.3)
+    with pytest.warns(UserWarning, match=r"`no_finding_share` = 0\.3 has no effect: every row has no label"):
+        get_sample_weights(np.zeros((3, 2), dtype=int), no_finding_share=0.3)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # share 0 where it cannot apply: nothing to say
+        get_sample_weights(np.array([[1, 0], [0, 1]]), no_finding_share=0.0)

@@ -154,3 +154,17 @@ def test_drop_last_boundaries(num_samples, world, drop_last, length):
         assert interleaved.tolist() == np.r_[whole, whole][: length * world].tolist()
     with pytest.raises(ValueError, match=r"`num_samples` \(2\) must be >= num_replicas \(3\) with drop_last=True"):
         WeightedSampler(W, 2, num_replicas=3, rank=0, drop_last=True)
+
+
+def test_report_of_another_epoch_uses_that_epochs_weights_and_checks_groups():
+    groups = np.repeat([0, 1, 2], 4)
+    s = WeightedSampler(_scheduled, 300, mode="exact", groups=groups, seed=4)
+    rep = s.report(epoch=2)  # the current epoch is 0
+    assert rep["requested"] == pytest.approx([0.2, 0.2, 0.6])
+    assert rep["realised"] == pytest.approx((largest_remainder([0.2, 0.2, 0.6], 300) / 300).tolist())
+    with pytest.raises(ValueError, match=r"`groups` must be integer ids of shape \(12,\), got int64 of shape \(11,\)$"):
+        s.report(groups=np.zeros(11, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"got int64 of shape \(12, 1\)$"):
+        s.report(groups=np.zeros((12, 1), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"got <U1 of shape \(12,\); map labels to ids first"):
+        s.report(groups=np.array(list("abcabcabcabc")))

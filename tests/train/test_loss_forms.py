@@ -121,3 +121,27 @@ def test_class_ids_that_do_not_cover_every_class(data):
         FocalLoss()(logits, torch.full((12, 4), 2.0))
     with pytest.raises(ValueError, match=r"`logits` must have shape \(N, C\), got \(12,\)"):
         FocalLoss()(logits[:, 0], ids)
+
+
+def test_weight_helpers_defaults_dtypes_and_errors():
+    from mixweave import calculate_effective_num_samples, calculate_sampled_pos_weights, get_class_balanced_weights
+
+    counts = torch.tensor([1000, 10])
+    eff = calculate_effective_num_samples(counts)  # default beta 0.9999
+    want = [(1 - 0.9999**n) / (1 - 0.9999) for n in (1000, 10)]
+    torch.testing.assert_close(eff, torch.tensor(want, dtype=torch.float64))
+    cb = get_class_balanced_weights(counts)
+    inv = [1 / w for w in want]
+    torch.testing.assert_close(cb, torch.tensor([2 * v / sum(inv) for v in inv], dtype=torch.float32))
+    assert cb.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"`label_counts` has zero count for class\(es\) \[1\]: the class-balanced"):
+        get_class_balanced_weights([5, 0])
+    y = torch.tensor([[1, 0], [0, 1], [0, 1], [0, 1]])
+    sampled = calculate_sampled_pos_weights(y, [3.0, 1.0, 1.0, 1.0])
+    assert sampled.dtype == torch.float32 and sampled.tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match=r"`sample_weights` has 3 entries but `labels` has 4 rows"):
+        calculate_sampled_pos_weights(y, [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"`sample_weights` must be non-negative, got -1\.0 at position 0"):
+        calculate_sampled_pos_weights(y, [-1.0, 1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"class\(es\) \[0\] are never drawn under these `sample_weights`"):
+        calculate_sampled_pos_weights(y, [0.0, 1.0, 1.0, 1.0])
