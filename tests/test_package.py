@@ -199,6 +199,7 @@ assert len(folds) == 3
 loss = mw.FocalLoss()(torch.zeros(4, 4), torch.from_numpy(y[:4]).float())
 assert torch.isfinite(loss)
 assert 0 <= mw.label_ranking_average_precision(y[:10], np.random.default_rng(1).random((10, 4))) <= 1
+assert 0 <= mw.compute_metrics(np.random.default_rng(0).random((60, 4)), y)["auc_macro"] <= 1  # numpy only
 store = mw.ClusterLabeledDataset.build(
     {str(tmp_path / "store")!r},
     base_embeddings=np.zeros((5, 3), np.float32),
@@ -206,7 +207,7 @@ store = mw.ClusterLabeledDataset.build(
     source_labels=np.eye(2)[[0, 1, 0, 1, 0]], steering_labels=np.eye(2)[[1, 1, 0, 0, 1]], progress=None)
 assert len(store) == 5
 for call, extra in [
-    (lambda: mw.compute_metrics(np.random.default_rng(0).random((60, 4)), y), "metrics"),
+    (lambda: mw.get_roc_curves(np.random.default_rng(0).random((60, 4)), y), "metrics"),
     (lambda: mw.plot_roc_curves({{"a": {{"fpr": np.array([0., 1.]), "tpr": np.array([0., 1.])}}}}), "plot"),
 ]:
     try:

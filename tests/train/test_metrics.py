@@ -219,3 +219,19 @@ def test_tracker_takes_the_original_arguments():
     assert tracker.get_auc_scores() == calculate_auc_roc(p, y, names)
     with pytest.raises(ValueError, match=r"`threshold` must be"):
         tracker.compute(1.5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_auc_and_coverage_equal_sklearn_with_ties_empty_rows_and_float32(seed, dtype):
+    p, y = _data(n=700, c=5, seed=seed, ties=seed % 2 == 0)
+    p = p.astype(dtype)
+    y[:15] = 0  # rows without a positive: coverage 0 for them, as sklearn
+    y[15:25] = 1
+    m = compute_metrics(p, y)
+    assert list(m["auc_per_class"].values()) == pytest.approx(
+        list(skm.roc_auc_score(y, p, average=None)), rel=1e-12, abs=1e-12
+    )
+    assert m["auc_micro"] == pytest.approx(skm.roc_auc_score(y, p, average="micro"), rel=1e-12)
+    assert m["coverage_error"] == pytest.approx(skm.coverage_error(y, p), rel=1e-12)
+    assert calculate_auc_roc(p, y)["Macro_AUC"] == pytest.approx(skm.roc_auc_score(y, p, average="macro"), rel=1e-12)
