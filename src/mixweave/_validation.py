@@ -133,7 +133,7 @@ def as_numpy(value: Any) -> Any:
 
 def check_choice(value: Any, name: str, allowed: Sequence[str]) -> str:
     """Check that ``value`` is one of ``allowed`` (the tuple the caller also dispatches on)."""
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"`{name}` must be one of {options}, got {show(value)}")
     return str(value)

@@ -126,9 +126,14 @@ class CurriculumState:
         plateau: str = "restart",
         min_epochs_per_phase: int = 0,
     ) -> None:
+        if hasattr(qualities, "tolist") and not isinstance(qualities, str):  # a numpy array of labels
+            qualities = qualities.tolist()
         if isinstance(qualities, str) or not isinstance(qualities, Sequence):
             raise TypeError(f"`qualities` must be a list of quality labels, got {type(qualities).__name__}")
-        self.qualities = tuple(str(q) for q in qualities)
+        bad = [q for q in qualities if not isinstance(q, str) or not q]
+        if bad:
+            raise TypeError(f"`qualities` must be non-empty strings, got {bad[0]!r} in {list(qualities)}")
+        self.qualities = tuple(qualities)
         if not self.qualities or len(set(self.qualities)) != len(self.qualities):
             # the original's words first, then mixweave's detail
             raise ValueError(f"`qualities` must be a non-empty list of names, each once; got {list(qualities)}")

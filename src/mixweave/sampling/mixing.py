@@ -63,7 +63,7 @@ def _check_datasets(datasets: Any) -> list[Any]:
     if isinstance(datasets, Sequence) and not isinstance(datasets, (Dataset, str)) and not datasets:
         # the original's words first (users' `match=` tests), then mixweave's detail
         raise ValueError("Must provide at least one dataset: `datasets` is an empty list")
-    if isinstance(datasets, Dataset) or not isinstance(datasets, Sequence):
+    if isinstance(datasets, (Dataset, str, bytes)) or not isinstance(datasets, Sequence):
         raise ValueError(f"`datasets` must be a non-empty list of datasets, got {type(datasets).__name__}")
     for pos, ds in enumerate(datasets):
         if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):

@@ -103,7 +103,7 @@ class TaskAwareSampler(WeightedSampler):
         empty = np.flatnonzero(self.task_counts == 0)
         if empty.size:
             warn(f"tasks {empty.tolist()} of `targets` have no label and are never drawn", stacklevel=3)
-        super().__init__(wm.task_weights(targets, self.alpha), num_samples, seed=seed or 0, **kwargs)
+        super().__init__(wm.task_weights(targets, self.alpha), num_samples, seed=0 if seed is None else seed, **kwargs)
 
 
 class DynamicCurriculumSampler(WeightedSampler):
@@ -143,7 +143,7 @@ class DynamicCurriculumSampler(WeightedSampler):
         super().__init__(
             lambda epoch: _curriculum_factor(self.quality_ids, self.curriculum_state),
             num_samples,
-            seed=seed or 0,
+            seed=0 if seed is None else seed,
             increment_seed_per_epoch=increment_seed_per_epoch,
             **kwargs,
         )
@@ -222,7 +222,7 @@ class JointSampler(WeightedSampler):
         super().__init__(
             self._joint_weights,
             num_samples,
-            seed=seed or 0,
+            seed=0 if seed is None else seed,
             increment_seed_per_epoch=increment_seed_per_epoch,
             **kwargs,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_int
+from .._validation import check_bool, check_choice, check_int
 from ..core import weights as weights_mod
 from ..core.draw import DrawEngine
 from ..core.names import MODES
@@ -99,7 +99,7 @@ class WeightedSampler(PlanSampler):
             rank=rank,
             drop_last=drop_last,
         )
-        self.increment_seed_per_epoch = bool(increment_seed_per_epoch)
+        self.increment_seed_per_epoch = check_bool(increment_seed_per_epoch, "increment_seed_per_epoch")
         self._check_capacity(first)
 
     @classmethod

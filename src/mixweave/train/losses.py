@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import as_numpy, check_choice, check_real, check_weights
+from .._validation import as_numpy, check_choice, check_real, check_weights, show
 from ..core.names import LOSS_REDUCTIONS
 from ..core.weights import as_multihot
 
@@ -228,7 +228,18 @@ def _per_class(value: Any, name: str, *, upper: float | None = None) -> torch.Te
     """A per-class tensor argument as float32 (or None), checked to be finite and >= 0 (and <= upper)."""
     if value is None:
         return None
-    t = torch.as_tensor(np.asarray(as_numpy(value), dtype=np.float64))
+    raw = as_numpy(value)
+    if isinstance(raw, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a number or a 1-D per-class tensor, got {type(raw).__name__} {show(raw)}")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a number or a 1-D per-class tensor of numbers, got {show(raw)}") from exc
+    if np.asarray(raw).dtype.kind not in "iuf":
+        raise TypeError(f"`{name}` must hold numbers, got dtype {np.asarray(raw).dtype}")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must be a number or a non-empty 1-D per-class tensor, got an empty one")
+    t = torch.as_tensor(arr)
     t = t.to(torch.float32)
     if t.ndim > 1:
         raise ValueError(f"`{name}` must be a number or a 1-D per-class tensor, got shape {tuple(t.shape)}")
@@ -313,12 +324,23 @@ def combined_loss(
 _UNSET: Any = object()
 
 
+class _Default(float):
+    """A default value that can be told apart from the same number passed explicitly (``is``, not ``==``)."""
+
+
+_FOCAL_ALPHA = _Default(0.25)
+_FOCAL_GAMMA = _Default(2.0)
+
+
 def _renamed(old: Any, old_name: str, new: Any, new_name: str, default: Any) -> Any:
     """``new``, or ``old`` given under its deprecated name (with a ``DeprecationWarning``); both is an error."""
     if old is _UNSET:
-        return new
-    if new is not default and not (isinstance(new, (int, float)) and new == default):
-        raise TypeError(f"give `{new_name}` or its deprecated spelling `{old_name}`, not both")
+        return float(new) if new is default else new
+    if new is not default:
+        raise TypeError(
+            f"give `{new_name}` or its deprecated spelling `{old_name}`, not both; got {new_name}={show(new)} "
+            f"and {old_name}={show(old)}"
+        )
     warnings.warn(f"`{old_name}=` is deprecated; write `{new_name}=`", DeprecationWarning, stacklevel=3)
     return old
 
@@ -388,8 +410,8 @@ class CombinedLoss(nn.Module):
     def __init__(
         self,
         pos_weights: Any = None,
-        focal_alpha: Any = 0.25,
-        focal_gamma: float = 2.0,
+        focal_alpha: Any = _FOCAL_ALPHA,
+        focal_gamma: float = _FOCAL_GAMMA,
         bce_weight: float = 0.7,
         focal_weight: float = 0.3,
         *,
@@ -398,8 +420,11 @@ class CombinedLoss(nn.Module):
         gamma: Any = _UNSET,
     ) -> None:
         super().__init__()
-        focal_alpha = _renamed(alpha, "alpha", focal_alpha, "focal_alpha", 0.25)
-        focal_gamma = _renamed(gamma, "gamma", focal_gamma, "focal_gamma", 2.0)
+        focal_alpha = _renamed(alpha, "alpha", focal_alpha, "focal_alpha", _FOCAL_ALPHA)
+        focal_gamma = _renamed(gamma, "gamma", focal_gamma, "focal_gamma", _FOCAL_GAMMA)
+        # checked here under the names the caller wrote (FocalLoss checks them again as alpha/gamma)
+        _per_class(focal_alpha, "focal_alpha" if alpha is _UNSET else "alpha", upper=1.0)
+        check_real(focal_gamma, "focal_gamma" if gamma is _UNSET else "gamma", low=0.0)
         for name, value in (("bce_weight", bce_weight), ("focal_weight", focal_weight)):
             check_real(value, name, low=0.0)
         if bce_weight == 0 and focal_weight == 0:

@@ -38,7 +38,7 @@ import torch.distributed as dist
 
 from .._io import atomic_path
 from .._optional import require
-from .._validation import as_numpy, check_int, check_real, warn
+from .._validation import as_numpy, check_bool, check_int, check_real, show, warn
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,6 +63,7 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _check_pair(predictions: Any, targets: Any, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
+    from_logits = check_bool(from_logits, "from_logits")
     p = _to_numpy(predictions)
     y = _to_numpy(targets)
     if p.ndim == 1:
@@ -95,7 +96,10 @@ def _labels_alias(labels: Sequence[str] | None, disease_labels: Sequence[str] | 
     if disease_labels is None:
         return labels
     if labels is not None:
-        raise TypeError("give `labels` or its original spelling `disease_labels`, not both")
+        raise TypeError(
+            f"give `labels` or its original spelling `disease_labels`, not both; got labels={show(labels)} "
+            f"and disease_labels={show(disease_labels)}"
+        )
     warn_deprecated("`disease_labels=` is deprecated; write `labels=` (same meaning)")
     return disease_labels
 
@@ -116,9 +120,14 @@ def _check_threshold(threshold: Any) -> float:
 def _names(labels: Sequence[str] | None, num_classes: int) -> list[str]:
     if labels is None:
         return [str(j) for j in range(num_classes)]
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"`labels` must be a list of class names, got a single string {show(labels)}")
     names = [str(name) for name in labels]
     if len(names) != num_classes:
         raise ValueError(f"`labels` must name {num_classes} classes, got {len(names)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"`labels` must name each class once; repeated: {repeated}")
     return names
 
 
@@ -427,7 +436,7 @@ class MetricsTracker:
         self.num_classes = check_int(num_classes, "num_classes", minimum=1)
         self.labels: list[str] = _names(_labels_alias(labels, disease_labels), self.num_classes)
         self.threshold = _check_threshold(threshold)
-        self.from_logits: bool = bool(from_logits)
+        self.from_logits: bool = check_bool(from_logits, "from_logits")
         self.reset()
 
     def reset(self) -> None:
