@@ -166,3 +166,25 @@ def test_permute_depends_on_key_and_is_pinned_to_its_rounds():
     assert sorted(a.tolist()) == list(range(1000)) and not np.array_equal(a, b)
     # position 0 -> its image under six keyed rounds; fixed across versions
     assert permute(5, 10, np.arange(10)).tolist() == permute(5, 10, np.arange(10)).tolist()
+
+
+def test_weighted_permutation_prefix_path_equals_the_full_sort():
+    from mixweave.core.draw import weighted_permutation
+
+    w = np.random.default_rng(2).random(1000) + 0.01
+    w[::9] = 0.0
+    full = weighted_permutation(w, 17)
+    for k in (0, 1, 5, 60, 200):  # 4k < m: the partial-sort path; it must give the full sort's prefix
+        assert weighted_permutation(w, 17, k).tolist() == full[:k].tolist()
+    assert weighted_permutation(w, 17, 0).dtype.kind == "i"
+
+
+def test_weighted_permutation_across_chunks_with_all_weights_positive():
+    from mixweave.core.draw import _CHUNK, weighted_permutation
+
+    n = 2 * _CHUNK + 123  # three chunks of scores
+    perm = weighted_permutation(np.ones(n), 5)
+    assert np.array_equal(np.sort(perm), np.arange(n))
+    # equal weights: the order is that of the keys -log(1 - u), i.e. of the uniforms, ascending
+    u = uniform(5, np.arange(n))
+    assert perm[:50].tolist() == np.argsort(u, kind="stable")[:50].tolist()

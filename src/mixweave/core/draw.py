@@ -271,9 +271,6 @@ def _exact_plan(engine: DrawEngine, key: int, num_samples: int) -> np.ndarray:
     return out
 
 
-#: Positions drawn at once when a whole plan is asked for (see DrawEngine.indices).
-_PLAN_CHUNK: Final = 1 << 16
-
 #: Plan builders by mode name (random mode with replacement is computed per position, see DrawEngine.indices).
 _PLANS: Final[dict[str, Callable[[DrawEngine, int, int], np.ndarray]]] = dict(
     zip(MODES, (_random_plan, _exact_plan), strict=True)
@@ -336,14 +333,14 @@ class DrawEngine:
             if self._table is None:
                 self._table = CategoricalTable(self.weights)
             pos = np.asarray(positions)
-            if pos.size <= _PLAN_CHUNK:
+            if pos.size <= _CHUNK:
                 return self._table.sample(uniform(key, pos))
             # a whole plan in cache-sized chunks: the temporaries (hashes, uniforms, walk masks)
             # stay small, so a plan costs what iterating the same epoch costs, without the ints
             flat = pos.reshape(-1)
             out = np.empty(flat.size, dtype=np.intp)
-            for lo in range(0, flat.size, _PLAN_CHUNK):
-                out[lo : lo + _PLAN_CHUNK] = self._table.sample(uniform(key, flat[lo : lo + _PLAN_CHUNK]))
+            for lo in range(0, flat.size, _CHUNK):
+                out[lo : lo + _CHUNK] = self._table.sample(uniform(key, flat[lo : lo + _CHUNK]))
             return out.reshape(pos.shape)
         return self.plan(key, num_samples)[positions]
 
