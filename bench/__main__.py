@@ -9,10 +9,12 @@ from .harness import print_table, save
 
 SUITES = {
     "sampler": bench_sampler.run,
+    "plan": bench_sampler.run_plan,
     "mixing": bench_mixing.run,
     "task": bench_task.run,
     "split": bench_multilabel.run_split,
     "metrics": bench_multilabel.run_metrics,
+    "auc": bench_multilabel.run_auc,
     "store": bench_store.run,
     "distributed": bench_distributed.run,
 }

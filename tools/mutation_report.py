@@ -12,7 +12,8 @@ messages. Behaviour is unchanged except for the words of an error. Those
 are reported in their own column, not counted in the score. *Equivalent*
 mutants (a change no test can observe, each with its reason) are listed in
 ``tools/mutation_equivalent.txt`` and are also left out. Timeouts count as
-killed (the mutant made the tests hang), and "no tests" counts as not killed.
+killed (the mutant made the tests hang), "no tests" counts as not killed, and
+mutants not run yet are shown apart and left out of the score (it says so).
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def main() -> int:
         module = module_of(name)
         if status in KILLED:
             counts[module]["killed"] += 1
+        elif status == "not checked":
+            counts[module]["unchecked"] += 1
         elif name in equivalent:
             counts[module]["equivalent"] += 1
         elif status in ("survived", "no tests") and message_only(name, diff_of(name)):
@@ -184,15 +187,16 @@ def main() -> int:
         else:
             counts[module]["survived" if status == "survived" else "other"] += 1
             survivors[module].append(f"{name} ({status})")
-    header = "| module | mutants | killed | not killed | message-only | equivalent | score |"
+    header = "| module | mutants | killed | not killed | message-only | equivalent | not run | score |"
     print(header if args.markdown else header.replace("|", " ").strip())
     if args.markdown:
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for module, c in sorted(counts.items()):
         counted = c["killed"] + c["survived"] + c["other"]
         score = 100.0 * c["killed"] / counted if counted else 100.0
         cells = [module, sum(c.values()), c["killed"], c["survived"] + c["other"], c["message"], c["equivalent"]]
-        row = [*map(str, cells), f"{score:.1f}%"]
+        partial = " (of those run)" if c["unchecked"] else ""
+        row = [*map(str, cells), str(c["unchecked"]), f"{score:.1f}%{partial}"]
         print("| " + " | ".join(row) + " |" if args.markdown else "  ".join(row))
     if args.list_survivors:
         for module, names in sorted(survivors.items()):

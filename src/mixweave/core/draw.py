@@ -346,8 +346,14 @@ class DrawEngine:
 
     def plan(self, key: int, num_samples: int) -> np.ndarray:
         """The whole plan of length ``num_samples`` for ``key`` (int64 indices)."""
-        if self.random_access:
-            return self.indices(key, np.arange(num_samples, dtype=np.int64), num_samples)
+        if self.random_access:  # chunk by chunk, without an N-sized array of positions
+            if self._table is None:
+                self._table = CategoricalTable(self.weights)
+            out = np.empty(num_samples, dtype=np.intp)
+            for lo in range(0, num_samples, _CHUNK):
+                hi = min(lo + _CHUNK, num_samples)
+                out[lo:hi] = self._table.sample(uniform(key, np.arange(lo, hi, dtype=np.int64)))
+            return out
         if self._cached is not None and self._cached[:2] == (key, num_samples):
             return self._cached[2]
         plan = dispatch(_PLANS, self.mode, "mode")(self, key, num_samples).astype(np.int64, copy=False)

@@ -173,6 +173,11 @@ class WeightedSampler(PlanSampler):
     def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         return self._engine(epoch).indices(self._key(epoch), positions, self.num_samples)
 
+    def global_plan(self, epoch: int | None = None) -> np.ndarray:
+        """The single-process plan of ``epoch``: all ``num_samples`` indices, before sharding."""
+        epoch = self._epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
+        return self._engine(epoch).plan(self._key(epoch), self.num_samples)
+
     @property
     def weights(self) -> np.ndarray:
         """The current epoch's weights (float64, as given, not normalised)."""
