@@ -168,3 +168,39 @@ def test_report_of_another_epoch_uses_that_epochs_weights_and_checks_groups():
         s.report(groups=np.zeros((12, 1), dtype=np.int64))
     with pytest.raises(ValueError, match=r"got <U1 of shape \(12,\); map labels to ids first"):
         s.report(groups=np.array(list("abcabcabcabc")))
+
+
+def _saved_state(**changes):
+    s = WeightedSampler(W, 12, seed=3, num_replicas=2, rank=1)
+    it = iter(s)
+    [next(it) for _ in range(2)]
+    return {**json.loads(json.dumps(s.state_dict())), **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        (dict(rank=2), r"`state_dict\['rank'\]` must be an int <= 1, got 2"),
+        (dict(rank=-1), r"`state_dict\['rank'\]` must be an int >= 0, got -1"),
+        (dict(num_replicas=0), r"`state_dict\['num_replicas'\]` must be an int >= 1, got 0"),
+        (dict(offset=13), r"`state_dict\['offset'\]` must be an int <= 12, got 13"),
+        (dict(offset=-1), r"`state_dict\['offset'\]` must be an int >= 0, got -1"),
+        (dict(position=7), r"`state_dict\['position'\]` must be an int <= 6, got 7"),
+        (dict(position=-1), r"`state_dict\['position'\]` must be an int >= 0, got -1"),
+    ],
+)
+def test_corrupted_positions_in_a_state_are_named(changes, match):
+    with pytest.raises(ValueError, match=match):
+        WeightedSampler(W, 12, seed=3, num_replicas=2, rank=1).load_state_dict(_saved_state(**changes))
+
+
+def test_a_state_of_another_world_resumes_from_the_global_position():
+    state = _saved_state()  # rank 1 of 2 yielded 2 indices: global positions 1 and 3
+    whole = WeightedSampler(W, 12, seed=3).global_plan(0).tolist()
+    one = WeightedSampler(W, 12, seed=3)
+    one.load_state_dict(state)  # one rank now: continue at 2 * 2 = position 4 (ranks in step)
+    assert list(one) == whole[4:]
+    legacy = {k: v for k, v in state.items() if k not in ("num_replicas", "rank", "offset")}
+    single = WeightedSampler(W, 12, seed=3)
+    single.load_state_dict(legacy)  # a state without world keys: saved by one rank from offset 0
+    assert list(single) == whole[2:]
