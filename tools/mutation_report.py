@@ -196,7 +196,8 @@ def main() -> int:
         score = 100.0 * c["killed"] / counted if counted else 100.0
         cells = [module, sum(c.values()), c["killed"], c["survived"] + c["other"], c["message"], c["equivalent"]]
         partial = " (of those run)" if c["unchecked"] else ""
-        row = [*map(str, cells), str(c["unchecked"]), f"{score:.1f}%{partial}"]
+        shown = f"{score:.1f}%{partial}" if counted else "not run"
+        row = [*map(str, cells), str(c["unchecked"]), shown]
         print("| " + " | ".join(row) + " |" if args.markdown else "  ".join(row))
     if args.list_survivors:
         for module, names in sorted(survivors.items()):
