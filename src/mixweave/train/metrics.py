@@ -277,14 +277,16 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
 
 
-def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: int = 65536) -> float:
+def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: int | None = None) -> float:
     """Label ranking average precision, equal to sklearn's ``label_ranking_average_precision_score``.
 
     For each positive label of a sample: the fraction of labels ranked at or
     above it that are positive; averaged per sample, then over samples. Rows with
     no positive or no negative label score 1, as in sklearn. Computed from
     per-row ranks (one sort per row), ``chunk_size`` rows at a time: time
-    O(N C log C), memory O(chunk_size C) (not C squared).
+    O(N C log C), memory O(chunk_size C) (not C squared). The default chunk
+    holds about a million scores (``2**20 // C`` rows), so wide label sets
+    do not multiply the memory.
 
     Raises:
         ValueError: for shapes that differ or are not ``(N, C)``, non-finite scores or non-binary targets.
@@ -297,7 +299,7 @@ def label_ranking_average_precision(targets: Any, scores: Any, *, chunk_size: in
         raise ValueError("`scores` must be finite, got NaN or inf")
     if ((y != 0) & (y != 1)).any():
         raise ValueError("`targets` must be multi-hot (0 or 1)")
-    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    chunk_size = max(1, 2**20 // s.shape[1]) if chunk_size is None else check_int(chunk_size, "chunk_size", minimum=1)
     y = y.astype(bool)
     total = sum(_lrap_sum(y[i : i + chunk_size], s[i : i + chunk_size]) for i in range(0, y.shape[0], chunk_size))
     return float(total / y.shape[0])
