@@ -330,30 +330,29 @@ class DrawEngine:
     def indices(self, key: int, positions: np.ndarray, num_samples: int) -> np.ndarray:
         """Indices at ``positions`` (each in ``[0, num_samples)``) of the plan for ``key``."""
         if self.random_access:
-            if self._table is None:
-                self._table = CategoricalTable(self.weights)
             pos = np.asarray(positions)
-            if pos.size <= _CHUNK:
-                return self._table.sample(uniform(key, pos))
-            # a whole plan in cache-sized chunks: the temporaries (hashes, uniforms, walk masks)
-            # stay small, so a plan costs what iterating the same epoch costs, without the ints
             flat = pos.reshape(-1)
-            out = np.empty(flat.size, dtype=np.intp)
-            for lo in range(0, flat.size, _CHUNK):
-                out[lo : lo + _CHUNK] = self._table.sample(uniform(key, flat[lo : lo + _CHUNK]))
-            return out.reshape(pos.shape)
+            return self._table_draws(key, flat.size, lambda lo, hi: flat[lo:hi]).reshape(pos.shape)
         return self.plan(key, num_samples)[positions]
+
+    def _table_draws(self, key: int, size: int, positions_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """Random-access draws at ``size`` positions, ``_CHUNK`` at a time; ``positions_of(lo, hi)`` gives them.
+
+        In cache-sized chunks the temporaries (hashes, uniforms, walk masks) stay
+        small, so a whole plan costs what iterating the same epoch costs, without the ints.
+        """
+        if self._table is None:
+            self._table = CategoricalTable(self.weights)
+        out = np.empty(size, dtype=np.intp)
+        for lo in range(0, size, _CHUNK):
+            hi = min(lo + _CHUNK, size)
+            out[lo:hi] = self._table.sample(uniform(key, positions_of(lo, hi)))
+        return out
 
     def plan(self, key: int, num_samples: int) -> np.ndarray:
         """The whole plan of length ``num_samples`` for ``key`` (int64 indices)."""
         if self.random_access:  # chunk by chunk, without an N-sized array of positions
-            if self._table is None:
-                self._table = CategoricalTable(self.weights)
-            out = np.empty(num_samples, dtype=np.intp)
-            for lo in range(0, num_samples, _CHUNK):
-                hi = min(lo + _CHUNK, num_samples)
-                out[lo:hi] = self._table.sample(uniform(key, np.arange(lo, hi, dtype=np.int64)))
-            return out
+            return self._table_draws(key, num_samples, lambda lo, hi: np.arange(lo, hi, dtype=np.int64))
         if self._cached is not None and self._cached[:2] == (key, num_samples):
             return self._cached[2]
         plan = dispatch(_PLANS, self.mode, "mode")(self, key, num_samples).astype(np.int64, copy=False)

@@ -165,15 +165,20 @@ def calculate_auc_roc(
     names = _names(_labels_alias(labels, disease_labels), y.shape[1])
     if MACRO_AUC in names:
         raise ValueError(f"`labels` must not contain {MACRO_AUC!r}: that key holds the mean over classes")
-    per_class = _auc_per_class(p, y, names)
-    defined = [v for v in per_class.values() if not np.isnan(v)]
-    return {**per_class, MACRO_AUC: float(np.mean(defined)) if defined else float("nan")}
+    per_class, _ = _auc_per_class(p, y, names)
+    return {**per_class, MACRO_AUC: _mean_defined(per_class)}
 
 
-def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
-    ok = _defined(y, names, "ROC AUC")
-    aucs, _ = _column_aucs(p, y, ok)
-    return dict(zip(names, aucs, strict=True))
+def _auc_per_class(p: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[dict[str, float], list[np.ndarray]]:
+    """AUC by class name (NaN and a warning where undefined), and each class's sorted negatives (for micro AUC)."""
+    aucs, negatives = _column_aucs(p, y, _defined(y, names, "ROC AUC"))
+    return dict(zip(names, aucs, strict=True)), negatives
+
+
+def _mean_defined(auc: dict[str, float]) -> float:
+    """The mean of the AUCs that are defined (NaN when none is): the macro AUC."""
+    defined = [v for v in auc.values() if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
 
 
 def _mann_whitney(sorted_negatives: np.ndarray, positives: np.ndarray) -> float:
@@ -366,9 +371,7 @@ def compute_metrics(
     threshold = _check_threshold(threshold)
     p, y = _check_pair(predictions, targets, from_logits)
     names = _names(_labels_alias(labels, disease_labels), y.shape[1])
-    ok = _defined(y, names, "ROC AUC")
-    aucs, negatives = _column_aucs(p, y, ok)
-    auc = dict(zip(names, aucs, strict=True))
+    auc, negatives = _auc_per_class(p, y, names)
     has_pos = y.any(axis=0)
 
     predicted = p >= threshold
@@ -386,7 +389,7 @@ def compute_metrics(
 
     both = y.any() and not y.all()
     return {
-        "auc_macro": float(np.mean([v for v in auc.values() if not np.isnan(v)])) if ok.any() else float("nan"),
+        "auc_macro": _mean_defined(auc),
         "auc_micro": _micro_auc(p, y, negatives) if both else float("nan"),
         "auc_per_class": auc,
         "f1_macro": macro(f1),
