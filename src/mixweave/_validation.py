@@ -245,6 +245,11 @@ def did_you_mean(word: Any, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def warn_renamed(old_name: str, new_name: str, *, stacklevel: int = 3) -> None:
+    """A ``DeprecationWarning`` that keyword ``old_name`` is now ``new_name`` (``stacklevel`` as warnings.warn's)."""
+    warnings.warn(f"`{old_name}=` is deprecated; write `{new_name}=`", DeprecationWarning, stacklevel=stacklevel + 1)
+
+
 def warn(message: str, *, stacklevel: int = 3) -> None:
     """Warn about legal but suspicious input, pointing at the caller's caller."""
     warnings.warn(message, UserWarning, stacklevel=stacklevel)

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import as_numpy, check_choice, check_real, check_weights, show
+from .._validation import as_numpy, check_choice, check_real, check_weights, show, warn_renamed
 from ..core.names import LOSS_REDUCTIONS
 from ..core.weights import as_multihot
 
@@ -341,7 +340,7 @@ def _renamed(old: Any, old_name: str, new: Any, new_name: str, default: Any) -> 
             f"give `{new_name}` or its deprecated spelling `{old_name}`, not both; got {new_name}={show(new)} "
             f"and {old_name}={show(old)}"
         )
-    warnings.warn(f"`{old_name}=` is deprecated; write `{new_name}=`", DeprecationWarning, stacklevel=3)
+    warn_renamed(old_name, new_name, stacklevel=3)
     return old
 
 

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +37,7 @@ import torch.distributed as dist
 
 from .._io import atomic_path
 from .._optional import require
-from .._validation import as_numpy, check_bool, check_int, check_real, show, warn
+from .._validation import as_numpy, check_bool, check_int, check_real, show, warn, warn_renamed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,12 +99,8 @@ def _labels_alias(labels: Sequence[str] | None, disease_labels: Sequence[str] | 
             f"give `labels` or its original spelling `disease_labels`, not both; got labels={show(labels)} "
             f"and disease_labels={show(disease_labels)}"
         )
-    warn_deprecated("`disease_labels=` is deprecated; write `labels=` (same meaning)")
+    warn_renamed("disease_labels", "labels", stacklevel=3)
     return disease_labels
-
-
-def warn_deprecated(message: str) -> None:
-    warnings.warn(message, DeprecationWarning, stacklevel=4)
 
 
 def _check_threshold(threshold: Any) -> float:
