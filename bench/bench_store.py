@@ -52,9 +52,13 @@ def _anon_rss_mib() -> float:
 
 
 def run() -> list[Row]:
+    # The 160 MB store is removed afterwards, even when a measurement fails.
+    with tempfile.TemporaryDirectory(prefix="mixweave-bench-store-") as root:
+        return _run(os.path.join(root, "store"))
+
+
+def _run(path: str) -> list[Row]:
     rng = np.random.default_rng(0)
-    root = tempfile.mkdtemp(prefix="mixweave-bench-store-")
-    path = os.path.join(root, "store")
     eye = np.eye(C, dtype=np.float32)
     ClusterLabeledDataset.build(
         path,
@@ -169,4 +173,6 @@ def run() -> list[Row]:
             grown < 0.5 * array_mib,
         )
     )
+    for ds in (cold, default, reader, fresh):
+        ds.close()
     return rows
