@@ -79,6 +79,8 @@ if _TYPE_CHECKING:
         mixture_from_config as mixture_from_config,
     )
     from .sampling import (
+        AdaptiveMixture as AdaptiveMixture,
+        AdaptiveSampler as AdaptiveSampler,
         DynamicCurriculumSampler as DynamicCurriculumSampler,
         JointSampler as JointSampler,
         MixedDatasetSampler as MixedDatasetSampler,

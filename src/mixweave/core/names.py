@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ADAPTIVE_ALGORITHMS",
     "COMPOSITION_MODES",
     "INTERPOLATIONS",
     "LABEL_REDUCTIONS",
@@ -22,6 +23,8 @@ __all__ = [
     "STRATEGIES",
 ]
 
+#: Update rules of the adaptive mixtures (:mod:`mixweave.core.adaptive`).
+ADAPTIVE_ALGORITHMS: Final[tuple[str, ...]] = ("exp3", "doremi")
 #: Drawing modes of the engine (:mod:`mixweave.core.draw`).
 MODES: Final[tuple[str, ...]] = ("random", "exact")
 #: How the joint sampler combines its task and curriculum factors.

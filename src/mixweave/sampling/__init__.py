@@ -7,8 +7,10 @@ do) and never touch global random state.
 
 from __future__ import annotations
 
+from .adaptive import ALGORITHMS, AdaptiveMixture
+from .adaptive_sampler import AdaptiveSampler
 from .base import PlanSampler
-from .distributed import gather_state, resolve_distributed
+from .distributed import all_reduce_sum, gather_state, resolve_distributed
 from .fetch import FlatConcatDataset, fetch_located, rows
 from .hooks import log_weight_stats, metrics_hook
 from .mixing import (
@@ -25,9 +27,12 @@ from .tasks import COMPOSITION_MODES, DynamicCurriculumSampler, JointSampler, Ta
 from .weighted import WeightedSampler
 
 __all__ = [
+    "ALGORITHMS",
     "COMPOSITION_MODES",
     "INTERPOLATIONS",
     "STRATEGIES",
+    "AdaptiveMixture",
+    "AdaptiveSampler",
     "DynamicCurriculumSampler",
     "FlatConcatDataset",
     "JointSampler",
@@ -41,6 +46,7 @@ __all__ = [
     "WeightSchedule",
     "WeightedConcatDataset",
     "WeightedSampler",
+    "all_reduce_sum",
     "fetch_located",
     "gather_state",
     "log_weight_stats",

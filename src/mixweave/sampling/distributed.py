@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from .._validation import check_rank
 
-__all__ = ["gather_state", "resolve_distributed", "sync_curriculum"]
+__all__ = ["all_reduce_sum", "gather_state", "resolve_distributed", "sync_curriculum"]
 
 
 def resolve_distributed(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -80,3 +81,23 @@ def sync_curriculum(state: tuple[int, float, int], sync: bool | None) -> tuple[i
     dist.broadcast(values, src=0)
     phase, best, bad = values.tolist()
     return int(phase), float(best), int(bad)
+
+
+def all_reduce_sum(values: np.ndarray, *, required: bool = False) -> np.ndarray:
+    """``values`` summed over every rank (a collective, in float64), or unchanged without a process group.
+
+    Every rank receives the same result, bit for bit. ``required=True``
+    raises when no process group is initialised instead of returning ``values``.
+
+    Raises:
+        RuntimeError: for ``required=True`` without an initialised process group.
+    """
+    initialised = dist.is_available() and dist.is_initialized()
+    if required and not initialised:
+        raise RuntimeError("`distributed=True` needs an initialised torch.distributed process group; none is")
+    if not initialised or dist.get_world_size() < 2:
+        return values
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=device).clone()
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.cpu().numpy()
