@@ -507,3 +507,117 @@ def test_pipeline_datamodule_checks_its_pipeline():
 
     with pytest.raises(TypeError, match="`pipeline` must be a mixweave Pipeline, got list"):
         PipelineDataModule([])
+
+
+# --- adaptive mixing in Lightning and MLflow -------------------------------------------------------------
+
+ADAPTIVE_GROUPS = np.repeat([0, 1, 2], [40, 40, 20])
+
+
+def _adaptive_module(seen, log=None):
+    """Group 2's targets are far from what the model predicts: its loss stays high."""
+    import lightning.pytorch as pl
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+            torch.nn.init.zeros_(self.layer.weight)
+            torch.nn.init.zeros_(self.layer.bias)
+
+        def training_step(self, batch, _):
+            x, idx = batch
+            group = torch.from_numpy(ADAPTIVE_GROUPS[idx.numpy()])
+            target = torch.where(group == 2, 5.0, 0.0)
+            losses = (self.layer(x).squeeze(1) - target).pow(2)
+            seen.setdefault(self.current_epoch, []).extend(idx.tolist())
+            return {"loss": losses.mean(), "sample_losses": losses.detach(), "groups": group}
+
+        def log_dict(self, metrics, **kwargs):
+            if log is not None:
+                log.append(dict(metrics))
+            super().log_dict(metrics, **kwargs)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)  # frozen model: the losses stay as they are
+
+    return Module()
+
+
+@pytest.mark.slow
+def test_adaptive_mixing_callback_moves_logs_and_resumes_a_lightning_run_exactly(tmp_path):
+    import lightning.pytorch as pl
+
+    from mixweave import AdaptiveMixture, AdaptiveSampler
+    from mixweave.integrations.lightning import AdaptiveMixingCallback, SamplerCheckpoint
+
+    data = TensorDataset(torch.ones(100, 1), torch.arange(100))
+
+    class CrashAfterStep7(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 7:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise _Crash
+
+    def run(seen, log=None, callbacks=(), ckpt_path=None):
+        mixture = AdaptiveMixture(3, learning_rate=0.1, names=["a", "b", "hard"])
+        sampler = AdaptiveSampler(mixture, ADAPTIVE_GROUPS, segment_size=20, seed=0)
+        loader = DataLoader(data, batch_size=10, sampler=sampler)
+        callbacks = [AdaptiveMixingCallback(mixture), SamplerCheckpoint(sampler), *callbacks]
+        _fit(
+            tmp_path,
+            _adaptive_module(seen, log),
+            loader,
+            callbacks=callbacks,
+            max_epochs=2,
+            ckpt_path=ckpt_path,
+            use_distributed_sampler=False,
+        )
+        return mixture, sampler
+
+    clean: dict[int, list[int]] = {}
+    log: list[dict[str, float]] = []
+    mixture, sampler = run(clean, log)
+    assert mixture.updates == 20 and len(log) == 20  # one update and one logged row per step
+    assert log[-1]["shares/hard"] == pytest.approx(mixture.probabilities()[2])
+    assert log[-1]["shares/hard"] > 0.6 > log[0]["shares/hard"]  # the high-loss group took over
+    replay = AdaptiveSampler(AdaptiveMixture(3), ADAPTIVE_GROUPS, segment_size=20, seed=0)
+    replay.load_share_log(sampler.share_log_entries())
+    assert clean[0] + clean[1] == replay.plan(0).tolist() + replay.plan(1).tolist()
+
+    first: dict[int, list[int]] = {}
+    with pytest.raises(_Crash):
+        run(first, callbacks=[CrashAfterStep7()])
+    second: dict[int, list[int]] = {}
+    resumed, _ = run(second, ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert first[0] + second[0] == clean[0] and second[1] == clean[1]  # the same batches, in order
+    assert resumed.history == mixture.history  # and the same share trajectory, bit for bit
+
+
+def test_adaptive_mixing_callback_names_what_the_step_must_return():
+    from mixweave import AdaptiveMixture
+    from mixweave.integrations.lightning import AdaptiveMixingCallback
+
+    with pytest.raises(TypeError, match="`mixture` must be an AdaptiveMixture, got dict"):
+        AdaptiveMixingCallback({})
+    callback = AdaptiveMixingCallback(AdaptiveMixture(2))
+    with pytest.raises(KeyError, match=r"'sample_losses' \(per-sample losses\) and 'groups'.*got \['loss'\]"):
+        callback.on_train_batch_end(None, None, {"loss": torch.tensor(1.0)}, None, 0)
+
+
+@pytest.mark.slow
+def test_mixture_shares_logged_to_a_local_mlflow_store(tmp_path):
+    import mlflow
+
+    from mixweave import AdaptiveMixture
+    from mixweave.integrations.mlflow import mlflow_share_hook
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mixture = AdaptiveMixture(2, names=["web", "code"])
+    with mlflow.start_run() as run:
+        mixture.update_hooks.append(mlflow_share_hook())
+        for _ in range(3):
+            mixture.observe([0, 1], [0.1, 2.0])
+    history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "shares/code")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.value for m in history] == pytest.approx([e["shares"][1] for e in mixture.history[1:]])

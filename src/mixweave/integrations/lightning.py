@@ -1,4 +1,4 @@
-"""Lightning adapter for the curriculum (needs the ``lightning`` extra).
+"""Lightning adapters: the curriculum, adaptive mixing, sampler checkpoints (need the ``lightning`` extra).
 
 Importing this module imports Lightning; the rest of mixweave never does.
 
@@ -24,9 +24,10 @@ import lightning.pytorch as pl
 from .._validation import warn
 from ..config import CurriculumConfig
 from ..core.curriculum import CurriculumState
+from ..sampling.adaptive import AdaptiveMixture
 from ..sampling.distributed import gather_state
 
-__all__ = ["CurriculumCallback", "PipelineDataModule", "SamplerCheckpoint"]
+__all__ = ["AdaptiveMixingCallback", "CurriculumCallback", "PipelineDataModule", "SamplerCheckpoint"]
 
 logger = logging.getLogger("mixweave.curriculum")
 
@@ -157,6 +158,77 @@ class SamplerCheckpoint(pl.Callback):
         self.sampler.load_state_dict(state_dict)
 
 
+class AdaptiveMixingCallback(pl.Callback):
+    """Feed each training step's per-sample losses to an :class:`~mixweave.sampling.adaptive.AdaptiveMixture`.
+
+    ``training_step`` returns a dict with the loss to optimise and two more
+    entries: the per-sample losses (detached) and each sample's group id::
+
+        def training_step(self, batch, i):
+            x, y, group = batch
+            losses = F.cross_entropy(self(x), y, reduction="none")
+            return {"loss": losses.mean(), "sample_losses": losses.detach(), "groups": group}
+
+    After every update the shares are logged as ``{log_prefix}{group name}``
+    (to the trainer's logger), and the mixture's state is part of every
+    checkpoint, so ``trainer.fit(..., ckpt_path=...)`` resumes it exactly
+    (add :class:`SamplerCheckpoint` for the sampler's position and share log).
+    Under DDP the mixture all-reduces the statistics before each update
+    (NOTE [ Adaptive mixing under torch.distributed ] in :mod:`mixweave.sampling.adaptive`).
+
+    Args:
+        mixture: the mixture the :class:`~mixweave.sampling.adaptive_sampler.AdaptiveSampler` reads.
+        losses_key, groups_key: the keys of the per-sample losses and group ids in the step's output.
+        log_prefix: prefix of the logged shares; ``None`` logs nothing.
+        state_key: the key of this callback's state in a checkpoint.
+
+    Raises:
+        TypeError: if ``mixture`` is not an AdaptiveMixture.
+        KeyError: at the first step whose output lacks ``losses_key`` or ``groups_key`` (names both).
+    """
+
+    def __init__(
+        self,
+        mixture: AdaptiveMixture,
+        *,
+        losses_key: str = "sample_losses",
+        groups_key: str = "groups",
+        log_prefix: str | None = "shares/",
+        state_key: str = "mixweave_mixture",
+    ) -> None:
+        if not isinstance(mixture, AdaptiveMixture):
+            raise TypeError(f"`mixture` must be an AdaptiveMixture, got {type(mixture).__name__}")
+        self.mixture = mixture
+        self.losses_key, self.groups_key = str(losses_key), str(groups_key)
+        self.log_prefix = log_prefix
+        self._state_key = str(state_key)
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        if not isinstance(outputs, dict) or self.losses_key not in outputs or self.groups_key not in outputs:
+            got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+            raise KeyError(
+                f"AdaptiveMixingCallback needs training_step to return a dict with {self.losses_key!r} (per-sample "
+                f"losses) and {self.groups_key!r} (group ids); got {got}"
+            )
+        updated = self.mixture.observe(outputs[self.groups_key], outputs[self.losses_key])
+        if updated and self.log_prefix is not None:
+            shares = self.mixture.probabilities()
+            metrics = {f"{self.log_prefix}{n}": float(p) for n, p in zip(self.mixture.names, shares, strict=True)}
+            pl_module.log_dict(metrics, on_step=True, on_epoch=False)  # equal on every rank: no sync needed
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.mixture.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mixture.load_state_dict(state_dict)
+
+
 class _TrainedPosition:
     """A mixweave sampler's position counted in samples that reached a training step, not samples fetched.
 
@@ -186,7 +258,9 @@ class _TrainedPosition:
         """:func:`~mixweave.sampling.gather_state` at the trained position (a collective under DDP)."""
         if self._start is None:
             return gather_state(self.sampler)
-        return gather_state(self.sampler, {**self._start, "position": self._start["position"] + self._trained})
+        epoch = self._start["epoch"]
+        position = self._start["position"] + self._trained
+        return gather_state(self.sampler, {**self._start, **self.sampler.extra_state(epoch), "position": position})
 
 
 class PipelineDataModule(pl.LightningDataModule):

@@ -241,12 +241,9 @@ class AdaptiveSampler(PlanSampler):
             "groups_within_crc32": self._crc,
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        """:meth:`PlanSampler.state_dict` plus ``share_log``: the shares recorded for this epoch's segments."""
-        state = super().state_dict()
-        log = self._log.get(state["epoch"], {})
-        state["share_log"] = {str(s): p.tolist() for s, p in sorted(log.items())}
-        return state
+    def extra_state(self, epoch: int) -> dict[str, Any]:
+        """``share_log``: the shares recorded for ``epoch``'s segments, ``{"segment": shares}``."""
+        return {"share_log": {str(s): p.tolist() for s, p in sorted(self._log.get(epoch, {}).items())}}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the saved epoch's recorded segments are drawn with their saved shares."""

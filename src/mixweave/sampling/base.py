@@ -256,7 +256,23 @@ class PlanSampler(Sampler[int]):
         if self._finished is not None and self._live is None:
             position = self._count(offset)
         where = {"epoch": epoch, "offset": offset, "position": position}
-        return {**where, "num_replicas": self.num_replicas, "rank": self.rank, **self._fingerprint(epoch)}
+        return {
+            **where,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+            **self._fingerprint(epoch),
+            **self.extra_state(epoch),
+        }
+
+    def extra_state(self, epoch: int) -> dict[str, Any]:
+        """What else a state of ``epoch`` must carry to reproduce its plan (JSON-able; none here).
+
+        :class:`~mixweave.sampling.adaptive_sampler.AdaptiveSampler` adds the
+        shares recorded for the epoch's segments. Code that assembles a state
+        from an earlier one (a position counted by trained batches, say) adds
+        these to it.
+        """
+        return {}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` saved on any rank of any number of ranks (NOTE [ Elastic resume ]).

@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["EpochHook", "log_weight_stats", "metrics_hook"]
+__all__ = ["EpochHook", "UpdateHook", "log_weight_stats", "metrics_hook", "share_metrics_hook"]
 
 EpochHook = Callable[[Any, int], None]
+#: ``hook(mixture)``, run by an :class:`~mixweave.sampling.adaptive.AdaptiveMixture` after each update.
+UpdateHook = Callable[[Any], None]
 
 logger = logging.getLogger("mixweave.sampling")
 
@@ -56,5 +58,29 @@ def metrics_hook(log_metrics: Callable[..., Any], prefix: str = "sampling/") -> 
 
     def hook(sampler: Any, epoch: int) -> None:
         log_metrics(_metrics(sampler, prefix), step=epoch)
+
+    return hook
+
+
+def share_metrics_hook(log_metrics: Callable[..., Any], prefix: str = "shares/") -> UpdateHook:
+    """An update hook that passes ``{prefix}{group name}: share`` to ``log_metrics(metrics, step=updates)``.
+
+    Append it to ``mixture.update_hooks``; the MLflow adapter is
+    :func:`mixweave.integrations.mlflow.mlflow_share_hook`.
+
+    Example:
+        >>> from mixweave.sampling import AdaptiveMixture
+        >>> seen = []
+        >>> m = AdaptiveMixture(2, names=["web", "code"])
+        >>> m.update_hooks.append(share_metrics_hook(lambda metrics, step: seen.append((step, sorted(metrics)))))
+        >>> _ = m.observe([0, 1], [1.0, 2.0])
+        >>> seen
+        [(1, ['shares/code', 'shares/web'])]
+    """
+
+    def hook(mixture: Any) -> None:
+        shares = mixture.probabilities()
+        metrics = {f"{prefix}{n}": float(p) for n, p in zip(mixture.names, shares, strict=True)}
+        log_metrics(metrics, step=mixture.updates)
 
     return hook
