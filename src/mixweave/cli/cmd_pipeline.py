@@ -19,6 +19,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"config file not found: {args.config}")
     if args.plot and Path(args.plot).is_dir():
         raise CLIError(f"--plot must be the path of a PNG file to write, got the folder {args.plot}")
+    if args.config.endswith(".jsonl"):
+        return _inspect_history(args)
     from ..pipeline import from_config
     from ..pipeline.inspect import plot_shares
 
@@ -55,6 +57,37 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 f"{row['repeats']:,}",
             )
         console.print(table)
+    if args.plot:
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def _inspect_history(args: argparse.Namespace) -> int:
+    """``mixweave inspect shares.jsonl``: an adaptive mixture's share trajectory, from a run's log."""
+    from ..pipeline import plot_share_history
+    from ..sampling import read_history
+
+    entries = read_history(args.config)
+    if args.plot:
+        plot_share_history(entries, args.plot)
+    names: list[str] = entries[-1].get("names") or [str(g) for g in range(len(entries[-1]["shares"]))]
+    if args.json:
+        print(to_json({"history": args.config, "updates": len(entries) - 1, "names": names, "entries": entries}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    last = entries[-1]
+    console.print(f"[bold]{args.config}[/bold]: {len(entries) - 1} update(s) over {last['step']} step(s)")
+    shares = [e["shares"] for e in entries]
+    table = Table(title="share per group: first, lowest, highest, last")
+    for column in ("group", "first", "lowest", "highest", "last"):
+        table.add_column(column, **(NAME_COLUMN if column == "group" else {"justify": "right"}))
+    for g, name in enumerate(names):
+        values = [row[g] for row in shares]
+        table.add_row(name, *(f"{100 * v:.2f}%" for v in (values[0], min(values), max(values), values[-1])))
+    console.print(table)
     if args.plot:
         console.print(f"wrote {args.plot}")
     return 0
@@ -111,10 +144,18 @@ def add_parser(sub: Any) -> None:
             "how often rows repeat, plus the weight statistics."
         ),
     )
-    inspect.add_argument("config", help="a pipeline YAML, a mixed-data YAML or a sessions parent")
+    inspect.add_argument(
+        "config",
+        help="a pipeline YAML, a mixed-data YAML or a sessions parent; or a run's share history (.jsonl, written by "
+        "AdaptiveMixture.write_history) to tabulate and plot its share trajectory",
+    )
     inspect.add_argument("--epochs", type=int, default=1, help="epochs of plans to draw (default: 1)")
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    inspect.add_argument("--plot", metavar="PATH", help="write a PNG of realised vs requested source shares per epoch")
+    inspect.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write a PNG of realised vs requested source shares per epoch (of a share history: shares per step)",
+    )
     inspect.set_defaults(func=_cmd_inspect)
 
     config = sub.add_parser(

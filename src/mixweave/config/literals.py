@@ -9,21 +9,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from ..core.names import COMPOSITION_MODES, INTERPOLATIONS, LABEL_REDUCTIONS, LABEL_TYPES, MODES, STRATEGIES
+from ..core.names import (
+    ADAPTIVE_ALGORITHMS,
+    COMPOSITION_MODES,
+    INTERPOLATIONS,
+    LABEL_REDUCTIONS,
+    LABEL_TYPES,
+    MODES,
+    PIPELINE_STRATEGIES,
+)
 
-__all__ = ["COMPOSITION_MODE", "INTERPOLATION", "LABEL_REDUCTION", "LABEL_TYPE", "MODE", "STRATEGY"]
+__all__ = [
+    "ADAPTIVE_ALGORITHM",
+    "COMPOSITION_MODE",
+    "INTERPOLATION",
+    "LABEL_REDUCTION",
+    "LABEL_TYPE",
+    "MODE",
+    "PIPELINE_STRATEGY",
+]
 
 if TYPE_CHECKING:
+    ADAPTIVE_ALGORITHM: TypeAlias = str
     COMPOSITION_MODE: TypeAlias = str
     INTERPOLATION: TypeAlias = str
     LABEL_REDUCTION: TypeAlias = str
     LABEL_TYPE: TypeAlias = str
     MODE: TypeAlias = str
-    STRATEGY: TypeAlias = str
+    PIPELINE_STRATEGY: TypeAlias = str
 else:
+    ADAPTIVE_ALGORITHM = Literal[ADAPTIVE_ALGORITHMS]
     COMPOSITION_MODE = Literal[COMPOSITION_MODES]
     INTERPOLATION = Literal[INTERPOLATIONS]
     LABEL_REDUCTION = Literal[LABEL_REDUCTIONS]
     LABEL_TYPE = Literal[LABEL_TYPES]
     MODE = Literal[MODES]
-    STRATEGY = Literal[STRATEGIES]
+    PIPELINE_STRATEGY = Literal[PIPELINE_STRATEGIES]

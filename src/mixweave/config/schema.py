@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .._validation import show
 from ..core.names import SAMPLER_TYPES
 from .errors import from_validation_error
-from .literals import COMPOSITION_MODE, INTERPOLATION, LABEL_REDUCTION, LABEL_TYPE, MODE, STRATEGY
+from .literals import (
+    ADAPTIVE_ALGORITHM,
+    COMPOSITION_MODE,
+    INTERPOLATION,
+    LABEL_REDUCTION,
+    LABEL_TYPE,
+    MODE,
+    PIPELINE_STRATEGY,
+)
 from .sampling import CurriculumConfig
 
 __all__ = [
@@ -170,14 +178,28 @@ class MixtureSpec(_Spec):
 
     ``schedule`` (``{epoch: weights}``) replaces ``weights`` with weights that
     change over epochs (``interpolation`` ``step`` or ``linear``).
+
+    ``strategy: adaptive`` learns the source shares from the training loss
+    (:class:`~mixweave.sampling.adaptive.AdaptiveMixture`): ``algorithm``
+    (``exp3`` or ``doremi``), ``update_every``, ``learning_rate``, ``floor``,
+    ``decay``, ``reference_losses`` (doremi; a list in source order or
+    ``{name: loss}``) and ``segment_size`` (samples per segment of the
+    :class:`~mixweave.sampling.adaptive_sampler.AdaptiveSampler`).
     """
 
-    strategy: STRATEGY = "weighted"
+    strategy: PIPELINE_STRATEGY = "weighted"
     weights: list[float] | dict[str, float] | None = None
     schedule: dict[int, list[float] | dict[str, float]] | None = None
     interpolation: INTERPOLATION = "step"
     mode: MODE = "random"
     samples_per_epoch: int | None = Field(default=None, ge=1)
+    algorithm: ADAPTIVE_ALGORITHM = "exp3"
+    update_every: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=1.0, gt=0)
+    floor: float | None = Field(default=None, gt=0)
+    decay: float = Field(default=0.9, ge=0, lt=1)
+    reference_losses: list[float] | dict[str, float] | None = None
+    segment_size: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_of_weights_or_schedule(self) -> MixtureSpec:
@@ -185,7 +207,17 @@ class MixtureSpec(_Spec):
             raise ValueError("give `weights` or `schedule`, not both")
         if self.strategy != "weighted" and (self.weights is not None or self.schedule is not None):
             raise ValueError(f"`weights`/`schedule` apply to strategy 'weighted', not {self.strategy!r}")
+        adaptive_keys = sorted(self.model_fields_set & _ADAPTIVE_KEYS)
+        if self.strategy != "adaptive" and adaptive_keys:
+            raise ValueError(f"{adaptive_keys} apply to strategy 'adaptive', not {self.strategy!r}")
+        if self.strategy == "adaptive" and self.mode != "random":
+            raise ValueError("strategy 'adaptive' draws in mode 'random' only (shares change while it draws)")
         return self
+
+
+_ADAPTIVE_KEYS: Final = frozenset(
+    {"algorithm", "update_every", "learning_rate", "floor", "decay", "reference_losses", "segment_size"}
+)
 
 
 class SamplerSpec(_Spec):
@@ -250,6 +282,11 @@ class PipelineConfig(_Spec):
             raise ValueError(f"source names must be distinct, got duplicates {dupes}")
         if self.sampler.type != "none" and self.mixture.strategy == "stratified":
             raise ValueError("`sampler` needs mixture strategy 'weighted' or 'uniform' (round-robin has no weights)")
+        if self.mixture.strategy == "adaptive" and self.sampler.type in ("curriculum", "joint"):
+            raise ValueError(
+                f"mixture strategy 'adaptive' takes sampler type 'none', 'class_balanced' or 'task_aware' inside "
+                f"its sources, not {self.sampler.type!r} (a curriculum changes the factor between phases)"
+            )
         return self
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "LABEL_TYPES",
     "LOSS_REDUCTIONS",
     "MODES",
+    "PIPELINE_STRATEGIES",
     "SAMPLER_TYPES",
     "STRATEGIES",
 ]
@@ -33,6 +34,8 @@ COMPOSITION_MODES: Final[tuple[str, ...]] = ("multiplicative", "hierarchical")
 LABEL_REDUCTIONS: Final[tuple[str, ...]] = ("max", "mean", "sum")
 #: Mixing strategies of the mixed datasets (:mod:`mixweave.sampling.mixing`).
 STRATEGIES: Final[tuple[str, ...]] = ("weighted", "stratified", "uniform")
+#: Mixing strategies of a pipeline config (``mixture.strategy``): the mixed datasets' and adaptive shares.
+PIPELINE_STRATEGIES: Final[tuple[str, ...]] = (*STRATEGIES, "adaptive")
 #: Interpolations of a weight schedule between its points (:mod:`mixweave.sampling.schedule`).
 INTERPOLATIONS: Final[tuple[str, ...]] = ("step", "linear")
 #: Reductions of the losses (:mod:`mixweave.train.losses`), as in ``torch.nn``.

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from .build import MIXTURE_BUILDERS, Pipeline, build_pipeline, from_config, mixture_from_config
-from .inspect import plot_shares, report
+from .inspect import plot_share_history, plot_shares, report
 from .samplers import SAMPLER_FACTORS, Rows, build_sampler, make_sampler
 from .sources import ROLES, SOURCE_BUILDERS, BuiltSource, build_source
 from .translate import LoadedConfig, load_pipeline_config, translate_mixed_data, translate_sampling, translate_sessions
@@ -31,6 +31,7 @@ __all__ = [
     "load_pipeline_config",
     "make_sampler",
     "mixture_from_config",
+    "plot_share_history",
     "plot_shares",
     "report",
     "translate_mixed_data",

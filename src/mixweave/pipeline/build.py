@@ -52,6 +52,8 @@ from ..core import weights as wm
 from ..core.names import STRATEGIES
 from ..data.store import collate_with_metadata
 from ..sampling import (
+    AdaptiveMixture,
+    AdaptiveSampler,
     FlatConcatDataset,
     MixedDataset,
     StratifiedConcatDataset,
@@ -134,6 +136,8 @@ class Pipeline:
         session_configs: the merged session configs of a sessions parent (else empty).
         path: the config file, if the config came from one.
         built: every source with what is known about its rows (labels, tasks, quality), in config order.
+        mixture: the :class:`~mixweave.AdaptiveMixture` of ``mixture.strategy: adaptive`` (feed it the
+            training losses with ``observe``), else None.
     """
 
     config: PipelineConfig
@@ -145,11 +149,17 @@ class Pipeline:
     session_configs: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     built: list[BuiltSource] = field(default_factory=list, repr=False)
+    mixture: Any = None
+
+    @property
+    def _flat(self) -> bool:
+        """The sampler draws flat indices over the concatenated sources (no mixed dataset)."""
+        return self.config.sampler.type != "none" or self.mixture is not None
 
     @property
     def num_samples(self) -> int:
         """Indices drawn per epoch, across all ranks."""
-        return int(self.sampler.num_samples) if self.config.sampler.type != "none" else len(self.dataset)
+        return int(self.sampler.num_samples) if self._flat else len(self.dataset)
 
     def train_loader(self, **overrides: Any) -> Any:
         """A ``DataLoader`` over :attr:`dataset` with :attr:`sampler` and the ``loader`` settings; ``overrides`` win."""
@@ -167,7 +177,7 @@ class Pipeline:
     def global_plan(self, epoch: int) -> np.ndarray:
         """Flat indices (into the concatenated sources) of ``epoch``'s whole plan, all ranks, nothing loaded."""
         epoch = check_int(epoch, "epoch", minimum=0)
-        if self.config.sampler.type != "none":
+        if self._flat:
             return np.asarray(self.sampler.global_plan(epoch), dtype=np.int64)
         plan = self.dataset.plan(epoch)
         return self.offsets[np.asarray(plan.sources, dtype=np.int64)] + plan.indices
@@ -175,7 +185,7 @@ class Pipeline:
     def probabilities(self, epoch: int) -> np.ndarray:
         """Requested probability of every flat index at ``epoch`` (what the plan is drawn from)."""
         epoch = check_int(epoch, "epoch", minimum=0)
-        if self.config.sampler.type != "none":
+        if self._flat:
             return wm.normalize(self.sampler.weights_at(epoch))
         return np.asarray(self.dataset.probabilities(epoch))
 
@@ -279,6 +289,55 @@ def _composed_sampler(
     )
 
 
+def _adaptive_sampler(
+    cfg: PipelineConfig, built: list[BuiltSource], sizes: np.ndarray, **ranks: Any
+) -> tuple[AdaptiveSampler, AdaptiveMixture]:
+    """``mixture.strategy: adaptive``: source shares learnt by an AdaptiveMixture, the sampler's factor inside."""
+    mix = cfg.mixture
+    names = [b.name for b in built]
+    if len(names) < 2:
+        raise ConfigError("strategy 'adaptive' mixes at least 2 sources, got 1", key="mixture.strategy")
+    reference = mix.reference_losses
+    if isinstance(reference, Mapping):
+        unknown, missing = sorted(set(reference) - set(names)), [n for n in names if n not in reference]
+        if unknown or missing:
+            raise ConfigError(
+                f"must give a loss to every source {names}; unknown {unknown}, missing {missing}",
+                key="mixture.reference_losses",
+            )
+        reference = [reference[n] for n in names]
+    groups = np.repeat(np.arange(len(built)), sizes)
+    within = None
+    if cfg.sampler.type != "none":
+        by_role = {role: _group_labels(built, role) for role in ROLES}
+        rows = Rows(int(sizes.sum()), **by_role, groups=groups, missing=_missing_role(built))
+        within = make_sampler(cfg.sampler, rows).weights_at(0)
+    try:
+        mixture = AdaptiveMixture(
+            len(names),
+            algorithm=mix.algorithm,
+            update_every=mix.update_every,
+            learning_rate=mix.learning_rate,
+            floor=mix.floor,
+            decay=mix.decay,
+            reference_losses=reference,
+            names=names,
+        )
+        sampler = AdaptiveSampler(
+            mixture,
+            groups,
+            mix.samples_per_epoch,
+            segment_size=mix.segment_size,
+            within=within,
+            seed=cfg.seed,
+            drop_last=cfg.sampler.drop_last,
+            **ranks,
+        )
+    except ValueError as exc:  # the message names the argument, which is the config key under `mixture`
+        raise ConfigError(str(exc), key="mixture") from None
+    return sampler, mixture
+
+
 def _group_labels(built: list[BuiltSource], role: str) -> Any:
     arrays = [getattr(b, role) for b in built]
     if any(a is None for a in arrays):
@@ -326,16 +385,24 @@ def build_pipeline(loaded: LoadedConfig, *, num_replicas: int | None = None, ran
         empty = [f"sources[{i}] ({n})" for i, (n, s) in enumerate(zip(names, sizes, strict=True)) if s == 0]
         if empty:
             raise ConfigError(f"{empty} hold no rows", key="sources")
-        if cfg.sampler.type == "none":
-            dataset: Any = dispatch(MIXTURE_BUILDERS, cfg.mixture.strategy, "mixture.strategy")(cfg, datasets, names)
-            sampler: Any = dataset.sampler(num_replicas=num_replicas, rank=rank, drop_last=cfg.sampler.drop_last)
+        mixture = None
+        dataset: Any
+        sampler: Any
+        if cfg.mixture.strategy == "adaptive":
+            sampler, mixture = _adaptive_sampler(cfg, built, sizes, num_replicas=num_replicas, rank=rank)
+            dataset = FlatConcatDataset(datasets)
+        elif cfg.sampler.type == "none":
+            dataset = dispatch(MIXTURE_BUILDERS, cfg.mixture.strategy, "mixture.strategy")(cfg, datasets, names)
+            sampler = dataset.sampler(num_replicas=num_replicas, rank=rank, drop_last=cfg.sampler.drop_last)
         else:
             sampler = _composed_sampler(cfg, built, sizes, num_replicas=num_replicas, rank=rank)
             dataset = FlatConcatDataset(datasets)
     offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     state = getattr(sampler, "curriculum_state", None)
     sources = dict(zip(names, datasets, strict=True))
-    return Pipeline(cfg, dataset, sampler, sources, offsets, state, loaded.sessions, loaded.path, built)
+    return Pipeline(
+        cfg, dataset, sampler, sources, offsets, state, loaded.sessions, loaded.path, built, mixture=mixture
+    )
 
 
 def mixture_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLike[str] = ".") -> Dataset[Any]:

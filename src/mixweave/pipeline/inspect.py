@@ -99,3 +99,28 @@ def plot_shares(result: dict[str, Any], path: str | os.PathLike[str] | None = No
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+def plot_share_history(entries: list[dict[str, Any]], path: str | os.PathLike[str] | None = None) -> Any:
+    """A figure of each group's share over the updates of an adaptive mixture (its ``history`` entries).
+
+    Saved as PNG when ``path`` is given; returns the ``matplotlib.figure.Figure``.
+    """
+    Figure = require("matplotlib.figure", extra="plot", feature="plot_share_history").Figure
+
+    steps = [e["step"] for e in entries]
+    shares = np.asarray([e["shares"] for e in entries], dtype=np.float64)
+    names = entries[-1].get("names") or [str(g) for g in range(shares.shape[1])]
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    for g, name in enumerate(names):
+        ax.plot(steps, shares[:, g], color=f"C{g % 10}", label=str(name))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("share of the draws")
+    ax.set_title(f"adaptive shares over {len(entries) - 1} updates")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

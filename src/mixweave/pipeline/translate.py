@@ -48,7 +48,7 @@ __all__ = [
 #: File suffixes of the mixed-data shape's ``image``/``label`` paths, and the source type each means.
 ARRAY_SUFFIXES = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5"}
 
-_PIPELINE_KEYS = ("sources", "mixture", "sampler", "sampling", "loader", "seed", "root")
+_PIPELINE_KEYS = ("sources", "mixture", "mixing", "sampler", "sampling", "loader", "seed", "root")
 _LOADER_KEYS = tuple(LoaderSpec.model_fields)
 
 
@@ -316,6 +316,11 @@ def _translate(data: dict[str, Any], path: Path | None) -> tuple[dict[str, Any],
             raise ConfigError(
                 f"unknown top-level key(s) {unknown}{hint}; allowed: {list(_PIPELINE_KEYS)}", key=unknown[0]
             )
+    if "mixing" in raw:  # the name the adaptive-mixing guide uses for `mixture`
+        if "mixture" in raw:
+            raise ConfigError("give `mixture` or `mixing`, not both", key="mixing")
+        raw["mixture"] = raw.pop("mixing")
+        aliases = {**aliases, "mixture": ("mixing", None)}
     if "sampling" in raw:
         if "sampler" in raw:
             raise ConfigError("give `sampler` or `sampling`, not both", key="sampling")

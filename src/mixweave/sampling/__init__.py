@@ -7,7 +7,7 @@ do) and never touch global random state.
 
 from __future__ import annotations
 
-from .adaptive import ALGORITHMS, AdaptiveMixture
+from .adaptive import ALGORITHMS, AdaptiveMixture, read_history
 from .adaptive_sampler import AdaptiveSampler
 from .base import PlanSampler
 from .distributed import all_reduce_sum, gather_state, resolve_distributed
@@ -51,6 +51,7 @@ __all__ = [
     "gather_state",
     "log_weight_stats",
     "metrics_hook",
+    "read_history",
     "resolve_distributed",
     "rows",
 ]

@@ -20,7 +20,7 @@ Example:
     >>> import numpy as np
     >>> m = AdaptiveMixture(2, algorithm="exp3", learning_rate=2.0)
     >>> for _ in range(20):   # group 1's loss stays high
-    ...     m.observe(np.array([0, 0, 1, 1]), np.array([0.1, 0.1, 2.0, 2.0]))
+    ...     _ = m.observe(np.array([0, 0, 1, 1]), np.array([0.1, 0.1, 2.0, 2.0]))
     >>> shares = m.probabilities()
     >>> bool(shares[1] > 0.8), bool(shares[0] >= m.floor)
     (True, True)
@@ -40,7 +40,7 @@ from .._validation import as_numpy, check_choice, check_int, check_real, check_s
 from ..core.adaptive import ALGORITHMS, doremi_excess, exp3_rewards, mix_floor, softmax
 from .distributed import all_reduce_sum
 
-__all__ = ["ALGORITHMS", "AdaptiveMixture"]
+__all__ = ["ALGORITHMS", "AdaptiveMixture", "read_history"]
 
 #: The default floor of each algorithm, as a fraction of the uniform share ``1/K``.
 _FLOOR_FRACTION = {"exp3": 0.1, "doremi": 1e-3}
@@ -278,3 +278,30 @@ class AdaptiveMixture:
     def __repr__(self) -> str:
         shares = ", ".join(f"{n}={p:.3f}" for n, p in zip(self.names, self._shares, strict=True))
         return f"AdaptiveMixture({self.algorithm}, updates={self.updates}, shares: {shares})"
+
+
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of a share history written by :meth:`AdaptiveMixture.write_history`, in order.
+
+    Raises:
+        ValueError: naming the file and line of an entry that is not JSON with ``update``, ``step``, ``shares``.
+    """
+    entries = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                ok = isinstance(entry, dict) and {"update", "step", "shares"} <= set(entry)
+            except json.JSONDecodeError:
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"{path}:{number}: not a share history entry (a JSON object with 'update', 'step' and 'shares'); "
+                    "write one with AdaptiveMixture.write_history"
+                )
+            entries.append(entry)
+    if not entries:
+        raise ValueError(f"{path}: no share history entries")
+    return entries

@@ -210,6 +210,19 @@ class AdaptiveSampler(PlanSampler):
         np.clip(slot, self._first[group], self._last[group], out=slot)
         return self._members[slot]
 
+    def weights_at(self, epoch: int) -> np.ndarray:
+        """Per-sample probabilities of ``epoch``'s first segment (recorded, else the shares now); nothing drawn.
+
+        Later segments may differ: this is what a report of the epoch can ask for ahead of training.
+        """
+        epoch = check_int(epoch, "epoch", minimum=0)
+        shares = self._shares(epoch, np.zeros(1, dtype=np.int64), record=False)[0]
+        slot_group = np.repeat(np.arange(shares.shape[0]), np.diff(np.append(self._first, self.num_weights)))
+        inner = np.diff(self._cdf, prepend=0.0)
+        out = np.empty(self.num_weights)
+        out[self._members] = inner * (shares / self._mass)[slot_group]
+        return out
+
     def _plan_indices(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         return self._draw(epoch, positions, record=False)
 
