@@ -35,6 +35,7 @@ def test_demo_writes_the_report(demo_report):
         "class-balanced sampler",
         "class-balanced loss (beta=0.999)",
         "focal loss (gamma=2)",
+        "classes: exp3",
     }
     for run in report["long_tail"]["runs"].values():
         assert 0 <= run["balanced_accuracy"] <= 1 and 0 <= run["macro_f1"] <= 1 and len(run["recall_per_class"]) == 10
@@ -45,10 +46,18 @@ def test_demo_writes_the_report(demo_report):
         assert run["balanced_accuracy"] == pytest.approx(per_seed.mean())
         assert run["balanced_accuracy_sd"] == pytest.approx(per_seed.std(ddof=1))
     assert report["long_tail"]["imbalance_ratio"] >= 50  # 100:1 up to rounding of the smallest class
-    assert list(report["mixing"]["runs"]) == ["real only", "80/20", "50/50", "20/80", "synthetic only"]
-    for run in report["mixing"]["runs"].values():
+    fixed = ["real only", "80/20", "50/50", "20/80", "synthetic only"]
+    assert list(report["mixing"]["runs"]) == [*fixed, "sources: exp3", "sources: doremi"]
+    for name in fixed:
+        run = report["mixing"]["runs"][name]
         # exact mode: the realised share of one epoch is the requested share to within one sample in 400
         assert abs(run["realised_real_share"] - run["requested_real_share"]) <= 1 / 400
+    for name in ("sources: exp3", "sources: doremi"):
+        run = report["mixing"]["runs"][name]
+        assert 0 < run["final_real_share"] < 1 and 0 <= run["accuracy"] <= 1
+        # 2 epochs x 400 draws follow the mean requested share: binomial sd about 0.016; tolerance 0.08
+        assert run["realised_real_share"] == pytest.approx(run["requested_real_share"], abs=0.08)
+    assert sum("Adaptive mixing (sources: exp3" in line for line in report["conclusions"]) == 1
     assert report["conclusions"] and all(isinstance(line, str) for line in report["conclusions"])
     for name in report["plots"]:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
@@ -125,7 +134,7 @@ def test_progress_bars_go_to_a_terminal_on_stderr_and_quiet_silences_them(tmp_pa
 
 
 def test_a_verdict_is_given_only_beyond_the_seed_to_seed_spread():
-    from mixweave.cli.demo import _difference
+    from mixweave.cli.demo_report import _difference
 
     words = ("helped", "hurt", "made no clear difference")
 

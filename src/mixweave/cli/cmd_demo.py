@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
         description=(
             "Train a small network on scikit-learn's handwritten digits: (1) on a 100:1 long-tailed training set with "
             "plain shuffling, the class-balanced sampler, the class-balanced loss and the focal loss; (2) on real and "
-            "distorted synthetic images mixed at several ratios. Writes report.json, report.md and PNG plots."
+            "distorted synthetic images mixed at several ratios; (3) with adaptive mixing (EXP3, DoReMi) of the "
+            "sources and of the long tail's classes, against the fixed runs. Writes report.json, report.md and plots."
         ),
     )
     demo.add_argument("--out", default="mixweave-demo", help="folder for the report and plots (default: mixweave-demo)")

@@ -1,4 +1,4 @@
-"""``mixweave demo``: two small experiments on scikit-learn's bundled handwritten digits (no download).
+"""``mixweave demo``: small experiments on scikit-learn's bundled handwritten digits (no download).
 
 1. **Long tail.** The training set is made long-tailed (an exponential
    100:1 profile over the 10 classes, as in Cui et al. 2019's CIFAR-LT
@@ -10,6 +10,9 @@
    with many distorted ones (noise, shifts, lower contrast) are mixed with
    :class:`~mixweave.WeightedConcatDataset` at several ratios; accuracy is
    measured on real test images.
+3. **Adaptive mixing** (:mod:`.demo_adaptive`). The same two sources with
+   shares learnt during training (EXP3 and DoReMi), and the long-tailed set
+   with EXP3 over its classes, against the fixed mixes and samplers above.
 
 Each experiment runs for ``--seeds`` seeds (``--seed``, ``--seed + 1``, ...; each
 draws its own split, initialisation and sampling through local generators), and
@@ -33,12 +36,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 
-from .._io import atomic_path
 from ..core.weights import get_sample_weights
 from ..data.sources import ArrayDataset
 from ..sampling.mixing import WeightedConcatDataset
 from ..sampling.weighted import WeightedSampler
 from ..train.losses import FocalLoss, get_class_balanced_weights
+from .demo_adaptive import ADAPTIVE_RUNS, adaptive_runs, source_losses
+from .demo_report import _pm, conclusions, markdown, plots, write_text
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -150,6 +154,18 @@ def _train(
     return model, seen
 
 
+def _common(cfg: DemoConfig, seed: int, progress: Any) -> dict[str, Any]:
+    """The settings every adaptive run shares with the fixed runs (model, optimiser, epochs, batches)."""
+    return {
+        "batch_size": cfg.batch_size,
+        "epochs": cfg.epochs,
+        "seed": seed,
+        "make_model": _model,
+        "optimizer_settings": {"lr": LEARNING_RATE, "momentum": MOMENTUM},
+        "progress": progress,
+    }
+
+
 def _predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(x)).argmax(dim=1).numpy()
@@ -205,8 +221,9 @@ def _aggregate(per_seed: list[dict[str, Any]], seeds: list[int]) -> dict[str, An
 
 def _long_tail_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
     x, y = _digits()
-    tasks = {name: progress.add_task(f"long tail: {name}", total=cfg.epochs * cfg.seeds) for name in LONG_TAIL}
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in LONG_TAIL}
+    names = (*LONG_TAIL, ADAPTIVE_RUNS[2])
+    tasks = {name: progress.add_task(f"long tail: {name}", total=cfg.epochs * cfg.seeds) for name in names}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     counts = np.zeros(NUM_CLASSES, dtype=np.int64)
     for seed in _seeds(cfg):
         test, pool = _split(y, np.random.default_rng(seed))
@@ -232,6 +249,19 @@ def _long_tail_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
             model, seen = _train(loader, loss_fn, cfg.epochs, seed, progress, tasks[name])
             scores = _scores(y[test], _predict(model, x[test]))
             results[name].append({**scores, "class_shares_seen": (seen / seen.sum()).tolist()})
+        model, _, seen = adaptive_runs(  # classes as the groups of an EXP3 mixture
+            x=xt,
+            y=yt,
+            groups=yt,
+            names=[str(c) for c in range(NUM_CLASSES)],
+            samples_per_epoch=len(yt),
+            algorithm="exp3",
+            reference_losses=None,
+            task=tasks[ADAPTIVE_RUNS[2]],
+            **_common(cfg, seed, progress),
+        )
+        scores = _scores(y[test], _predict(model, x[test]))
+        results[ADAPTIVE_RUNS[2]].append({**scores, "class_shares_seen": (seen / seen.sum()).tolist()})
     return {
         "train_class_counts": counts.tolist(),
         "imbalance_ratio": float(counts.max() / counts.min()),
@@ -248,8 +278,9 @@ def _mixing_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
     x, y = _digits()
     length = 400
     names = [_mix_name(share) for share in MIX_RATIOS]
-    tasks = {name: progress.add_task(f"mixing: {name} real/synthetic", total=cfg.epochs * cfg.seeds) for name in names}
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    every = [*names, *ADAPTIVE_RUNS[:2]]
+    tasks = {name: progress.add_task(f"mixing: {name}", total=cfg.epochs * cfg.seeds) for name in every}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in every}
     n_real = n_synth = 0
     for seed in _seeds(cfg):
         rng = np.random.default_rng([seed, 1])  # a stream of its own, apart from the long-tail split's
@@ -258,17 +289,42 @@ def _mixing_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
         synth = np.setdiff1d(pool, real)
         n_real, n_synth = int(real.size), int(synth.size)
         sources = [ArrayDataset(x[real], y[real]), ArrayDataset(_distort(x[synth], rng), y[synth])]
+        models = {}
         for share, name in zip(MIX_RATIOS, names, strict=True):
             picked = [s for s, w in zip(sources, (share, 1 - share), strict=True) if w > 0]
             weights = [w for w in (share, 1 - share) if w > 0]
             mixed = WeightedConcatDataset(picked, weights, length=length, seed=seed, mode="exact")
             loader = DataLoader(mixed, batch_size=cfg.batch_size, sampler=mixed.sampler())
             realised = mixed.report(0)["realised"]
-            model, _ = _train(loader, nn.CrossEntropyLoss(), cfg.epochs, seed, progress, tasks[name])
+            models[name], _ = _train(loader, nn.CrossEntropyLoss(), cfg.epochs, seed, progress, tasks[name])
             results[name].append(
                 {
                     "requested_real_share": share,
                     "realised_real_share": realised[0] if share > 0 else 0.0,
+                    **_scores(y[test], _predict(models[name], x[test])),
+                }
+            )
+        # adaptive shares over the two sources; DoReMi's reference: the 50/50 model's loss on each source
+        xs, ys = np.concatenate([sources[0].arrays[0], sources[1].arrays[0]]), np.concatenate([y[real], y[synth]])
+        groups = np.repeat([0, 1], [n_real, n_synth])
+        reference = source_losses(models["50/50"], xs, ys, groups, 2)
+        for name, algorithm in zip(ADAPTIVE_RUNS[:2], ("exp3", "doremi"), strict=True):
+            model, mixture, seen = adaptive_runs(
+                x=xs,
+                y=ys,
+                groups=groups,
+                names=["real", "synthetic"],
+                samples_per_epoch=length,
+                algorithm=algorithm,
+                reference_losses=reference if algorithm == "doremi" else None,
+                task=tasks[name],
+                **_common(cfg, seed, progress),
+            )
+            results[name].append(
+                {
+                    "requested_real_share": float(np.mean([e["shares"][0] for e in mixture.history])),
+                    "realised_real_share": float(seen[0] / seen.sum()),
+                    "final_real_share": float(mixture.probabilities()[0]),
                     **_scores(y[test], _predict(model, x[test])),
                 }
             )
@@ -278,169 +334,6 @@ def _mixing_runs(cfg: DemoConfig, progress: Any) -> dict[str, Any]:
         "samples_per_epoch": length,
         "runs": {name: _aggregate(runs, _seeds(cfg)) for name, runs in results.items()},
     }
-
-
-def _difference(run: dict[str, Any], base: dict[str, Any], key: str, words: tuple[str, str, str]) -> str:
-    """``words[0]`` / ``words[1]`` when the mean per-seed difference of ``key`` exceeds its sd, else ``words[2]``."""
-    delta = 100 * np.array([r[key] - b[key] for r, b in zip(run["per_seed"], base["per_seed"], strict=True)])
-    mean = float(delta.mean())
-    if delta.size < 2:
-        return f"{words[2]} ({mean:+.1f} points from one seed: no spread to judge by; use --seeds 3 or more)"
-    sd = float(delta.std(ddof=1))
-    verdict = words[0] if mean > sd else words[1] if mean < -sd else words[2]
-    return f"{verdict} ({mean:+.1f} ± {sd:.1f} points over {delta.size} seeds)"
-
-
-def _conclusions(report: dict[str, Any]) -> list[str]:
-    """Plain sentences read off the numbers, whichever way they point; a verdict only beyond seed-to-seed spread."""
-    lines = []
-    lt = report["long_tail"]["runs"]
-    base = lt["plain shuffling"]
-    words = ("helped", "hurt", "made no clear difference")
-    for name, run in lt.items():
-        if name == "plain shuffling":
-            continue
-        lines.append(
-            f"Long tail: {name} {_difference(run, base, 'balanced_accuracy', words)}: balanced accuracy "
-            f"{_pm(run, 'balanced_accuracy')} vs {_pm(base, 'balanced_accuracy')} with plain shuffling."
-        )
-    mix = report["mixing"]["runs"]
-    real, synth = mix["real only"], mix["synthetic only"]
-    mixes = {k: v for k, v in mix.items() if k not in ("real only", "synthetic only")}
-    best = max(mixes, key=lambda k: mixes[k]["accuracy"])
-    verdict = _difference(mixes[best], real, "accuracy", ("beat", "fell behind", "did not clearly differ from"))
-    lines.append(
-        f"Mixing: the best real/synthetic mix on average ({best}) {verdict} real only: "
-        f"{_pm(mixes[best], 'accuracy')} vs {_pm(real, 'accuracy')} on real test images; synthetic only reached "
-        f"{_pm(synth, 'accuracy')}."
-    )
-    n = report["config"]["seeds"]
-    lines.append(
-        f"Mean ± sd over {n} seed(s) of a small network on 8x8 digits: a verdict is given only where the mean "
-        "difference exceeds the sd of the per-seed differences. More --seeds narrow the spread."
-    )
-    return lines
-
-
-def _pm(run: dict[str, Any], key: str) -> str:
-    """``mean ± sd`` of a score, in percent."""
-    return f"{100 * run[key]:.1f} ± {100 * run[key + '_sd']:.1f}%"
-
-
-def _plots(report: dict[str, Any], out: Path) -> list[Path]:
-    from matplotlib.figure import Figure
-
-    paths = []
-    lt = report["long_tail"]["runs"]
-    classes = np.arange(NUM_CLASSES)
-    width = 0.8 / (len(lt) + 1)
-
-    fig = Figure(figsize=(9, 4))
-    ax = fig.add_subplot()
-    counts = np.asarray(report["long_tail"]["train_class_counts"], dtype=float)
-    ax.bar(classes - 0.4, counts / counts.sum(), width, label="training set", color="lightgrey", align="edge")
-    for k, (name, run) in enumerate(lt.items(), start=1):
-        ax.bar(classes - 0.4 + k * width, run["class_shares_seen"], width, label=name, align="edge")
-    ax.axhline(1 / NUM_CLASSES, color="black", linestyle="--", linewidth=1, label="balanced (requested by the sampler)")
-    ax.set(
-        xlabel="digit class", ylabel="share of samples seen in training", title="Realised class shares", xticks=classes
-    )
-    ax.legend(fontsize="small")
-    paths.append(_save(fig, out / "longtail_class_shares.png"))
-
-    fig = Figure(figsize=(9, 4))
-    ax = fig.add_subplot()
-    width = 0.8 / len(lt)
-    for k, (name, run) in enumerate(lt.items()):
-        ax.bar(
-            classes - 0.4 + k * width,
-            run["recall_per_class"],
-            width,
-            yerr=run["recall_per_class_sd"],
-            capsize=2,
-            label=name,
-            align="edge",
-        )
-    ax.set(xlabel="digit class (training count falls left to right)", ylabel="test recall", ylim=(0, 1.05))
-    seeds = report["config"]["seeds"]
-    ax.set(title=f"Per-class recall on the balanced test set (mean ± sd, {seeds} seed(s))", xticks=classes)
-    ax.legend(fontsize="small", loc="lower left")
-    paths.append(_save(fig, out / "longtail_recall.png"))
-
-    mix = report["mixing"]["runs"]
-    fig = Figure(figsize=(9, 4))
-    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    requested = [r["requested_real_share"] for r in mix.values()]
-    realised = [r["realised_real_share"] for r in mix.values()]
-    left.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    left.scatter(requested, realised, zorder=3)
-    left.set(xlabel="requested share of real images", ylabel="realised share (one epoch)", title="Shares")
-    right.bar(
-        list(mix), [r["accuracy"] for r in mix.values()], yerr=[r["accuracy_sd"] for r in mix.values()], capsize=3
-    )
-    right.set(ylabel="accuracy on real test images", title=f"Real/synthetic mix (mean ± sd, {seeds} seed(s))")
-    right.set_ylim(0, 1)
-    right.tick_params(axis="x", labelrotation=30)
-    fig.tight_layout()
-    paths.append(_save(fig, out / "mixing.png"))
-    return paths
-
-
-def _save(fig: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def _markdown(report: dict[str, Any]) -> str:
-    lt, mix = report["long_tail"], report["mixing"]
-    lines = [
-        "# mixweave demo report",
-        "",
-        f"Data: scikit-learn's handwritten digits (8x8). {report['config']['epochs']} epochs per run; every "
-        f"number is mean ± sd over {report['config']['seeds']} seed(s) from {report['config']['seed']}.",
-        "",
-        "## Long tail",
-        "",
-        f"Training counts per class: {lt['train_class_counts']} (imbalance {lt['imbalance_ratio']:.0f}:1); "
-        f"test set balanced, {lt['test_per_class']} per class.",
-        "",
-        "| strategy | balanced accuracy | macro F1 | rarest-class share seen |",
-        "|---|---|---|---|",
-    ]
-    for name, run in lt["runs"].items():
-        lines.append(
-            f"| {name} | {_pm(run, 'balanced_accuracy')} | {_pm(run, 'macro_f1')} | "
-            f"{100 * run['class_shares_seen'][-1]:.1f}% |"
-        )
-    lines += [
-        "",
-        "![class shares](longtail_class_shares.png)",
-        "",
-        "![recall](longtail_recall.png)",
-        "",
-        "## Mixing real and synthetic",
-        "",
-        f"{mix['real_images']} real images, {mix['synthetic_images']} synthetic (distorted) images, "
-        f"{mix['samples_per_epoch']} samples per epoch.",
-        "",
-        "| real/synthetic | requested real share | realised | accuracy on real test |",
-        "|---|---|---|---|",
-    ]
-    for name, run in mix["runs"].items():
-        lines.append(
-            f"| {name} | {run['requested_real_share']:.2f} | {run['realised_real_share']:.3f} | "
-            f"{_pm(run, 'accuracy')} |"
-        )
-    lines += ["", "![mixing](mixing.png)", "", "## What the numbers say", ""]
-    lines += [f"- {line}" for line in report["conclusions"]]
-    return "\n".join(lines) + "\n"
 
 
 def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
@@ -481,11 +374,11 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         "long_tail": long_tail,
         "mixing": mixing,
     }
-    report["conclusions"] = _conclusions(report)
-    plots = _plots(report, cfg.out)
-    report["plots"] = [p.name for p in plots]
-    _write_text(cfg.out / "report.json", json.dumps(report, indent=2))
-    _write_text(cfg.out / "report.md", _markdown(report))
+    report["conclusions"] = conclusions(report)
+    figures = plots(report, cfg.out)
+    report["plots"] = [p.name for p in figures]
+    write_text(cfg.out / "report.json", json.dumps(report, indent=2))
+    write_text(cfg.out / "report.md", markdown(report))
 
     table = Table(title=f"mixweave demo: summary (mean ± sd over {cfg.seeds} seed(s))")
     for col in ("experiment", "run", "balanced acc.", "macro F1", "accuracy"):
@@ -493,7 +386,8 @@ def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     for name, run in long_tail["runs"].items():
         table.add_row("long tail", name, _pm(run, "balanced_accuracy"), _pm(run, "macro_f1"), "")
     for name, run in mixing["runs"].items():
-        table.add_row("mixing", f"{name} real/synthetic", "", "", _pm(run, "accuracy"))
+        label = name if name in ADAPTIVE_RUNS else f"{name} real/synthetic"
+        table.add_row("mixing", label, "", "", _pm(run, "accuracy"))
     console.print(table)
     for line in report["conclusions"]:
         console.print(f"- {line}")
