@@ -75,6 +75,9 @@ if args.resume and checkpoint.exists():
     start_epoch, step = saved["epoch"], saved["step"]
     print(f"resumed at epoch {start_epoch}, step {step}")
 args.out.mkdir(parents=True, exist_ok=True)
+if not args.resume:  # a fresh run: fresh logs (a resumed one appends to them)
+    for name in ("seen.jsonl", "segments.jsonl"):
+        (args.out / name).unlink(missing_ok=True)
 
 
 def save(epoch: int) -> None:

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from mixweave import AdaptiveMixture, AdaptiveSampler, ConfigError
@@ -83,6 +84,41 @@ def test_bad_adaptive_sections_name_the_key(tmp_path, mixing, match):
     with pytest.raises(ConfigError, match=match) as info:
         from_config({"sources": _sources(tmp_path), "mixing": mixing})
     assert "mixing" in str(info.value)  # the key as the user wrote it
+
+
+def test_items_carry_their_source_for_the_training_step(tmp_path):
+    mixing = {"strategy": "adaptive", "samples_per_epoch": 64, "segment_size": 16}
+    pipeline = from_config({"sources": _sources(tmp_path), "mixing": mixing})
+    source, (_labels,) = next(iter(pipeline.train_loader(batch_size=16)))
+    plan = pipeline.global_plan(0)[:16]
+    assert source.tolist() == (plan >= 300).astype(int).tolist()  # source 1 ("code") starts at row 300
+    pipeline.mixture.observe(source, torch.ones(16))  # what a training step reports
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: c["sources"][0].update(weight=2.0), r"sources \['web'\] have a `weight`"),
+        (lambda c: c["mixing"].update(interpolation="linear"), "`interpolation` applies to a weight schedule"),
+        (lambda c: c.update(sampler={"replacement": False}), r"sampler \['replacement: false'\]"),
+        (lambda c: c.update(sampler={"mode": "exact"}), r"sampler \['mode: exact'\]"),
+        (lambda c: c.update(sampler={"increment_seed_per_epoch": False}), "increment_seed_per_epoch: false"),
+    ],
+)
+def test_settings_the_adaptive_strategy_would_ignore_are_refused(tmp_path, change, match):
+    cfg = {"sources": _sources(tmp_path), "mixing": {"strategy": "adaptive"}}
+    change(cfg)
+    with pytest.raises(ConfigError, match=match):
+        from_config(cfg)
+
+
+def test_a_bad_adaptive_setting_names_its_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"`mixing.segment_size`: `segment_size` \(3\) must be a multiple"):
+        from_config(
+            {"sources": _sources(tmp_path), "mixing": {"strategy": "adaptive", "segment_size": 3}},
+            num_replicas=2,
+            rank=0,
+        )
 
 
 def test_adaptive_with_a_curriculum_or_both_spellings_is_refused(tmp_path):

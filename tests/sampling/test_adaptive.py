@@ -189,8 +189,14 @@ def test_bad_construction_is_named(kwargs, error, match):
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda m: m.observe([0, 2], [1.0, 1.0]), r"`group_ids` must be integers in \[0, 2\), got \[0, 2\]"),
-        (lambda m: m.observe([0.5], [1.0]), r"`group_ids` must be integers in \[0, 2\)"),
+        (
+            lambda m: m.observe([0, 2], [1.0, 1.0]),
+            r"`group_ids` must be a 1-D array of integers in \[0, 2\), got \[0, 2\]",
+        ),
+        (lambda m: m.observe([0.5], [1.0]), r"`group_ids` must be a 1-D array of integers in \[0, 2\)"),
+        (lambda m: m.observe([[0, 1]], [1.0, 1.0]), r"`group_ids` must be a 1-D array of integers"),
+        (lambda m: m.observe([0], ["high"]), r"`losses` must be numbers, one per entry of `group_ids`, got \['high'\]"),
+        (lambda m: m.observe([0, 1], [1e308, 1e308]) or m.observe([0, 1], [1e308, 1e308]), "too large to sum"),
         (lambda m: m.observe([0, 1], [1.0]), r"same length, got shapes \(2,\) and \(1,\)"),
         (lambda m: m.observe([0], [float("nan")]), r"`losses` must be finite, got \[nan\]"),
         (lambda m: m.observe([0], [1.0], counts=[-1]), r"`counts` must be non-negative numbers"),
@@ -201,6 +207,86 @@ def test_bad_observations_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call(m)
     assert m.steps == 0  # nothing was recorded
+
+
+def test_nothing_is_recorded_by_a_failed_call_and_shares_never_become_nan():
+    m = AdaptiveMixture(2, update_every=2)
+    m.observe([0, 1], [1e307, 1.0])
+    before = m.state_dict()
+    with pytest.raises(ValueError, match="too large to sum in float64"):
+        m.observe([0], [1e308])
+    assert m.state_dict() == before
+    hot = AdaptiveMixture(2, learning_rate=1e308)
+    with pytest.raises(ValueError, match=r"`learning_rate` \(1e\+308\) and the losses take the scores out of"):
+        hot.observe([0, 1], [1e10, 1e10])
+    assert np.isfinite(hot.probabilities()).all() and hot.updates == 0
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        AdaptiveMixture(2, learning_rate=1e-310)  # log(1/2) / 1e-310 is -inf
+
+
+def test_an_empty_window_leaves_the_shares_alone():
+    for algorithm, kwargs in (("exp3", {}), ("doremi", {"reference_losses": [0.0, 0.0]})):
+        m = AdaptiveMixture(2, algorithm=algorithm, learning_rate=3.0, **kwargs)
+        m.observe([0, 1, 1], [0.1, 2.0, 2.0])
+        moved = m.probabilities()
+        m.observe([], [])  # a step with no sample: an update of nothing
+        m.update()
+        assert np.array_equal(m.probabilities(), moved) and m.updates == 3
+
+
+def test_exp3_weighs_each_sample_by_the_share_it_was_drawn_with():
+    # A sampler records its segment's shares; samples observed later count as drawn with those,
+    # even after updates moved the shares in force (the segment is longer than an update).
+    drawn = AdaptiveMixture(2, learning_rate=2.0, initial=[0.8, 0.2], floor=0.01)
+    drawn.record_segment(0, 0)  # what AdaptiveSampler does when it reaches a segment
+    latest = AdaptiveMixture(2, learning_rate=2.0, initial=[0.8, 0.2], floor=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        ids = rng.choice(2, size=20, p=drawn.segment_log[0][0])
+        losses = np.where(ids == 1, 1.0, 1.0)  # equal losses: an unbiased rule keeps the groups equal
+        drawn.observe(ids, losses)
+        latest.observe(ids, losses)
+    # equal losses: with the draw shares the rewards are equal (shares near 1/2); dividing by the
+    # latest shares instead (which moved) is biased
+    assert drawn.probabilities() == pytest.approx([0.5, 0.5], abs=0.12)
+    assert abs(latest.probabilities()[0] - 0.5) > abs(drawn.probabilities()[0] - 0.5)
+
+
+def test_failed_loads_leave_everything_as_it_was():
+    m = AdaptiveMixture(2)
+    m.observe([0, 1], [1.0, 2.0])
+    state = m.state_dict()
+    fresh = AdaptiveMixture(2)
+    before = fresh.state_dict()
+    for key, bad in (("window_counts", [1.0, float("nan")]), ("history", 5), ("updates", 7), ("scores", "x")):
+        with pytest.raises(ValueError, match=f"state_dict\\['{key}'\\]|`state_dict\\['{key}'\\]`"):
+            fresh.load_state_dict({**state, key: bad})
+        assert fresh.state_dict() == before
+    doremi = AdaptiveMixture(2, algorithm="doremi", reference_losses=[0.1, 0.2])
+    with pytest.raises(ValueError, match="saved with reference_losses="):
+        AdaptiveMixture(2, algorithm="doremi", reference_losses=[0.1, 0.3]).load_state_dict(doremi.state_dict())
+    sampler = AdaptiveSampler(AdaptiveMixture(3), GROUPS)
+    sampler.set_epoch(3)
+    good = sampler.state_dict()
+    with pytest.raises(ValueError, match="recorded shares must be 3 non-negative numbers"):
+        sampler.load_state_dict({**good, "epoch": 1, "share_log": {"0": [1.0, float("nan"), 0.0]}})
+    assert sampler.epoch == 3
+    with pytest.raises(ValueError, match="a share log entry needs 'epoch' and 'segment' \\(ints >= 0\\)"):
+        sampler.load_share_log([{"epoch": 0, "segment": 0, "shares": [1, 1, 1]}, {"epoch": -1, "segment": 0}])
+    assert sampler.share_log(0) == {}  # the good entry before the bad one was not applied either
+
+
+def test_reference_losses_by_name_and_other_argument_checks():
+    m = AdaptiveMixture(2, algorithm="doremi", reference_losses={"code": 0.5, "web": 0.1}, names=["web", "code"])
+    assert m.reference_losses.tolist() == [0.1, 0.5]
+    with pytest.raises(ValueError, match=r"given by name must name every group \['web', 'code'\]"):
+        AdaptiveMixture(2, algorithm="doremi", reference_losses={"web": 0.1}, names=["web", "code"])
+    with pytest.raises(TypeError, match="`names` must be a list of 2 names, got str"):
+        AdaptiveMixture(2, names="ab")
+    with pytest.raises(TypeError, match="`distributed` must be True or False"):
+        AdaptiveMixture(2, distributed="no")
+    with pytest.warns(UserWarning, match="every share is fixed at 1/2"):
+        AdaptiveMixture(2, floor=0.5)
 
 
 def test_distributed_true_without_a_process_group_raises():
@@ -350,7 +436,7 @@ def test_sampler_bad_input_is_named():
     with pytest.raises(TypeError, match="`mixture` must be an AdaptiveMixture, got list"):
         AdaptiveSampler([0.5, 0.5], np.array([0, 1]))
     sampler = AdaptiveSampler(m, GROUPS)
-    with pytest.raises(ValueError, match="a share log entry needs 'epoch', 'segment' and 'shares'"):
+    with pytest.raises(ValueError, match="a share log entry needs 'epoch' and 'segment' \\(ints >= 0\\) and 'shares'"):
         sampler.load_share_log([{"epoch": 0}])
     with pytest.raises(ValueError, match="recorded shares must be 3 non-negative numbers"):
         sampler.load_share_log([{"epoch": 0, "segment": 0, "shares": [1.0, -1.0, 1.0]}])
@@ -450,3 +536,41 @@ def test_killed_with_sigkill_and_restarted_continues_identically(tmp_path, algor
     replay.load_share_log(entries)
     rows = [r for e in _seen(clean) for r in e["rows"]]
     assert np.concatenate([replay.global_plan(e) for e in range(3)]).tolist() == rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["exp3", "doremi"])
+def test_stateful_dataloader_with_workers_resumes_exactly_after_any_batch(algorithm):
+    """Workers fetch ahead: segments are read before their batches train. The mixture keeps the segment log,
+    so a mixture saved at step k holds the shares of every segment the loader had already read."""
+    from torch.utils.data import TensorDataset
+
+    from mixweave.sampling import FlatConcatDataset  # noqa: F401  (the pipelines' dataset; any map-style one works)
+
+    StatefulDataLoader = pytest.importorskip("torchdata.stateful_dataloader").StatefulDataLoader
+    data = TensorDataset(torch.arange(GROUPS.size))
+    kwargs = {"reference_losses": [0.3, 0.3, 0.3]} if algorithm == "doremi" else {}
+
+    def build():
+        mixture = AdaptiveMixture(3, algorithm=algorithm, learning_rate=0.5, **kwargs)
+        sampler = AdaptiveSampler(mixture, GROUPS, num_samples=400, segment_size=20, seed=1)
+        return mixture, StatefulDataLoader(data, batch_size=10, sampler=sampler, num_workers=2)
+
+    def train(mixture, loader, stop=None):
+        batches = []
+        for k, (rows,) in enumerate(loader):
+            ids = GROUPS[rows.numpy()]
+            mixture.observe(ids, np.where(ids == 2, 2.0, 0.3))
+            batches.append(rows.tolist())
+            if k == stop:
+                return batches, json.loads(json.dumps({"loader": loader.state_dict(), "mixture": mixture.state_dict()}))
+        return batches, None
+
+    full, _ = train(*build())
+    for stop in (0, 3, 11, 24, 38):
+        head, saved = train(*build(), stop=stop)
+        mixture, loader = build()
+        mixture.load_state_dict(saved["mixture"])
+        loader.load_state_dict(saved["loader"])
+        rest, _ = train(mixture, loader)
+        assert head + rest == full, f"stopped after batch {stop}"

@@ -40,6 +40,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         f"{result['num_samples']:,} samples/epoch over {result['total_size']:,} rows, {result['epochs']} epoch(s); "
         f"effective samples {stats['effective_samples']:,.1f}, entropy {stats['entropy']:.3f} nats"
     )
+    if result["strategy"] == "adaptive":
+        console.print(
+            "adaptive shares: 'requested' is the shares in force now (before training, the initial ones); "
+            "training moves them (`mixweave inspect SHARES.jsonl` shows a run's trajectory)"
+        )
     for key, title in (("sources", "source"), ("classes", "class"), ("tasks", "task"), ("qualities", "quality")):
         if key not in result:
             continue

@@ -282,12 +282,34 @@ class PipelineConfig(_Spec):
             raise ValueError(f"source names must be distinct, got duplicates {dupes}")
         if self.sampler.type != "none" and self.mixture.strategy == "stratified":
             raise ValueError("`sampler` needs mixture strategy 'weighted' or 'uniform' (round-robin has no weights)")
-        if self.mixture.strategy == "adaptive" and self.sampler.type in ("curriculum", "joint"):
+        if self.mixture.strategy == "adaptive":
+            self._adaptive_fits()
+        return self
+
+    def _adaptive_fits(self) -> None:
+        """Strategy ``adaptive`` learns the shares, draws with replacement, in random mode: refuse what it ignores."""
+        weighted = [s.name for s in self.sources if s.weight is not None]
+        if weighted:
+            raise ValueError(f"sources {weighted} have a `weight`; strategy 'adaptive' learns the shares")
+        if "interpolation" in self.mixture.model_fields_set:
+            raise ValueError("`interpolation` applies to a weight schedule, not to strategy 'adaptive'")
+        spec = self.sampler
+        ignored = {
+            "replacement: false": not spec.replacement,
+            "mode: exact": spec.mode == "exact",
+            "increment_seed_per_epoch: false": not spec.increment_seed_per_epoch,
+        }
+        refused = [k for k, v in ignored.items() if v]
+        if refused:
+            raise ValueError(
+                f"sampler {refused} with mixture strategy 'adaptive', which draws with replacement in random mode "
+                "and a new plan each epoch"
+            )
+        if self.sampler.type in ("curriculum", "joint"):
             raise ValueError(
                 f"mixture strategy 'adaptive' takes sampler type 'none', 'class_balanced' or 'task_aware' inside "
                 f"its sources, not {self.sampler.type!r} (a curriculum changes the factor between phases)"
             )
-        return self
 
 
 _SPECS: Final = (ArraySourceSpec, CsvSourceSpec, ClusterStoreSourceSpec, PythonSourceSpec, HuggingFaceSourceSpec)

@@ -38,6 +38,7 @@ NOTE [ Two ways to draw ]
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,7 @@ class Pipeline:
         path: the config file, if the config came from one.
         built: every source with what is known about its rows (labels, tasks, quality), in config order.
         mixture: the :class:`~mixweave.AdaptiveMixture` of ``mixture.strategy: adaptive`` (feed it the
-            training losses with ``observe``), else None.
+            training losses with ``observe``), else None. Its items are ``(source index, item)``.
     """
 
     config: PipelineConfig
@@ -334,7 +335,9 @@ def _adaptive_sampler(
             **ranks,
         )
     except ValueError as exc:  # the message names the argument, which is the config key under `mixture`
-        raise ConfigError(str(exc), key="mixture") from None
+        named = re.search(r"`(\w+)`", str(exc))
+        key = f"mixture.{named.group(1)}" if named and named.group(1) in MixtureSpec.model_fields else "mixture"
+        raise ConfigError(str(exc), key=key) from None
     return sampler, mixture
 
 
@@ -390,7 +393,7 @@ def build_pipeline(loaded: LoadedConfig, *, num_replicas: int | None = None, ran
         sampler: Any
         if cfg.mixture.strategy == "adaptive":
             sampler, mixture = _adaptive_sampler(cfg, built, sizes, num_replicas=num_replicas, rank=rank)
-            dataset = FlatConcatDataset(datasets)
+            dataset = FlatConcatDataset(datasets, with_source=True)  # the step needs each item's source
         elif cfg.sampler.type == "none":
             dataset = dispatch(MIXTURE_BUILDERS, cfg.mixture.strategy, "mixture.strategy")(cfg, datasets, names)
             sampler = dataset.sampler(num_replicas=num_replicas, rank=rank, drop_last=cfg.sampler.drop_last)

@@ -23,6 +23,8 @@ from .mixing import (
     WeightedConcatDataset,
 )
 from .schedule import INTERPOLATIONS, WeightSchedule
+from .stream_sources import UNSPLITTABLE, IterableSource, ShardedSource, read_jsonl, read_npy, read_tar
+from .streaming import STOPPING, WeightedInterleaveDataset
 from .tasks import COMPOSITION_MODES, DynamicCurriculumSampler, JointSampler, TaskAwareSampler
 from .weighted import WeightedSampler
 
@@ -30,21 +32,26 @@ __all__ = [
     "ALGORITHMS",
     "COMPOSITION_MODES",
     "INTERPOLATIONS",
+    "STOPPING",
     "STRATEGIES",
+    "UNSPLITTABLE",
     "AdaptiveMixture",
     "AdaptiveSampler",
     "DynamicCurriculumSampler",
     "FlatConcatDataset",
+    "IterableSource",
     "JointSampler",
     "MixPlan",
     "MixedDataset",
     "MixedDatasetSampler",
     "PlanSampler",
+    "ShardedSource",
     "StratifiedConcatDataset",
     "TaskAwareSampler",
     "UniformConcatDataset",
     "WeightSchedule",
     "WeightedConcatDataset",
+    "WeightedInterleaveDataset",
     "WeightedSampler",
     "all_reduce_sum",
     "fetch_located",
@@ -52,6 +59,9 @@ __all__ = [
     "log_weight_stats",
     "metrics_hook",
     "read_history",
+    "read_jsonl",
+    "read_npy",
+    "read_tar",
     "resolve_distributed",
     "rows",
 ]

@@ -46,7 +46,7 @@ import numpy as np
 from .._validation import as_numpy, check_int, check_weights, show
 from ..core.rng import uniform
 from ..core.weights import fingerprint
-from .adaptive import AdaptiveMixture
+from .adaptive import AdaptiveMixture, _log_entries, _read_log
 from .base import PlanSampler
 
 __all__ = ["AdaptiveSampler"]
@@ -135,7 +135,6 @@ class AdaptiveSampler(PlanSampler):
                 f"`segment_size` ({self.segment_size}) must be a multiple of num_replicas ({self.num_replicas}), "
                 "so every rank reads new shares at the same step; a multiple of batch_size * num_replicas is best"
             )
-        self._log: dict[int, dict[int, np.ndarray]] = {}
         #: Callables ``hook(sampler, epoch, segment, shares)`` run when a segment's shares are recorded.
         self.segment_hooks: list[Callable[[AdaptiveSampler, int, int, np.ndarray], None]] = []
 
@@ -143,49 +142,36 @@ class AdaptiveSampler(PlanSampler):
     def share_log(self, epoch: int | None = None) -> dict[int, np.ndarray]:
         """The shares recorded for each segment of ``epoch`` (default the current one): ``{segment: shares}``."""
         epoch = self._epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
-        return {s: p.copy() for s, p in self._log.get(epoch, {}).items()}
+        return {s: p.copy() for s, p in self.mixture.segment_log.get(epoch, {}).items()}
 
     def share_log_entries(self) -> list[dict[str, Any]]:
         """Every recorded segment as JSON-able ``{"epoch", "segment", "shares"}`` entries, in order."""
-        return [
-            {"epoch": e, "segment": s, "shares": p.tolist()}
-            for e in sorted(self._log)
-            for s, p in sorted(self._log[e].items())
-        ]
+        return _log_entries(self.mixture.segment_log)
 
     def load_share_log(self, entries: Any) -> None:
         """Record the shares of a run's log (:meth:`share_log_entries`), so its segments are drawn exactly again.
 
-        Raises:
-            ValueError: for an entry without ``epoch``/``segment``/``shares`` or with shares of another length.
-        """
-        for entry in entries:
-            try:
-                epoch, segment, shares = int(entry["epoch"]), int(entry["segment"]), entry["shares"]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"a share log entry needs 'epoch', 'segment' and 'shares', got {show(entry)}") from exc
-            self._log.setdefault(epoch, {})[segment] = self._check_shares(shares)
+        Every entry is checked before any is recorded.
 
-    def _check_shares(self, shares: Any) -> np.ndarray:
-        arr = np.asarray(shares, dtype=np.float64)
-        k = self.mixture.num_groups
-        if arr.shape != (k,) or not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
-            raise ValueError(f"recorded shares must be {k} non-negative numbers, got {show(shares)}")
-        return arr / arr.sum()
+        Raises:
+            ValueError: for an entry without ``epoch``/``segment`` (ints >= 0) or ``shares`` of the right length.
+        """
+        for epoch, segments in _read_log(entries, self.mixture.num_groups).items():
+            self.mixture.segment_log.setdefault(epoch, {}).update(segments)
 
     def _shares(self, epoch: int, segments: np.ndarray, record: bool) -> np.ndarray:
         """Shares per segment in ``segments``: the log's, else the mixture's now (recorded when ``record``)."""
-        log = self._log.setdefault(epoch, {}) if record else self._log.get(epoch, {})
-        now = self.mixture.probabilities()
+        log = self.mixture.segment_log.get(epoch, {})
         rows = []
         for s in segments.tolist():
             shares = log.get(s)
             if shares is None:
-                shares = now
-                if record:
-                    log[s] = now
+                if not record:
+                    shares = self.mixture.probabilities()
+                else:
+                    shares = self.mixture.record_segment(epoch, s)
                     for hook in self.segment_hooks:
-                        hook(self, epoch, s, now)
+                        hook(self, epoch, s, shares)
             rows.append(shares)
         return np.stack(rows)
 
@@ -256,17 +242,30 @@ class AdaptiveSampler(PlanSampler):
 
     def extra_state(self, epoch: int) -> dict[str, Any]:
         """``share_log``: the shares recorded for ``epoch``'s segments, ``{"segment": shares}``."""
-        return {"share_log": {str(s): p.tolist() for s, p in sorted(self._log.get(epoch, {}).items())}}
+        log = self.mixture.segment_log.get(epoch, {})
+        return {"share_log": {str(s): p.tolist() for s, p in sorted(log.items())}}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the saved epoch's recorded segments are drawn with their saved shares."""
-        super().load_state_dict(state_dict)
-        saved = state_dict["share_log"]
-        if not isinstance(saved, Mapping):
+        """Restore a :meth:`state_dict`; the saved epoch's recorded segments are drawn with their saved shares.
+
+        The share log is checked before anything changes.
+        """
+        saved = state_dict.get("share_log") if isinstance(state_dict, Mapping) else None
+        if saved is not None and not isinstance(saved, Mapping):
             raise ValueError(f"`state_dict['share_log']` must map segments to shares, got {show(saved)}")
-        self.load_share_log({"epoch": self._epoch, "segment": s, "shares": p} for s, p in saved.items())
+        epoch = state_dict.get("epoch") if isinstance(state_dict, Mapping) else None
+        entries = [{"epoch": epoch, "segment": _segment(s), "shares": p} for s, p in (saved or {}).items()]
+        log = _read_log(entries, self.mixture.num_groups) if entries else {}
+        super().load_state_dict(state_dict)
+        for e, segments in log.items():
+            self.mixture.segment_log.setdefault(e, {}).update(segments)
 
     def forget(self, before_epoch: int) -> None:
         """Drop the recorded shares of the epochs before ``before_epoch`` (memory for very long runs)."""
-        for epoch in [e for e in self._log if e < before_epoch]:
-            del self._log[epoch]
+        for epoch in [e for e in self.mixture.segment_log if e < before_epoch]:
+            del self.mixture.segment_log[epoch]
+
+
+def _segment(key: Any) -> Any:
+    """A share-log key of a saved state as an int (JSON makes the segment numbers strings)."""
+    return int(key) if isinstance(key, str) and key.isdigit() else key

@@ -54,24 +54,33 @@ class FlatConcatDataset(Dataset[Any]):
     Like ``torch.utils.data.ConcatDataset``, but a batch costs one read per
     source instead of one per item.
 
+    With ``with_source=True`` each item is ``(source index, item)``: what a
+    training step needs to report its losses per source to an
+    :class:`~mixweave.sampling.adaptive.AdaptiveMixture`.
+
     Example:
         >>> ds = FlatConcatDataset([list("ab"), list("xyz")])
         >>> len(ds), ds[3], ds.__getitems__([4, 0, 2])
         (5, 'y', ['z', 'a', 'x'])
+        >>> FlatConcatDataset([list("ab"), list("xyz")], with_source=True).__getitems__([4, 0])
+        [(1, 'z'), (0, 'a')]
     """
 
-    def __init__(self, datasets: Sequence[Any]) -> None:
+    def __init__(self, datasets: Sequence[Any], *, with_source: bool = False) -> None:
         self.datasets = list(datasets)
         self.offsets = np.concatenate(([0], np.cumsum([len(d) for d in self.datasets]))).astype(np.int64)
+        self.with_source = bool(with_source)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     def __getitem__(self, index: int) -> Any:
         s = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        return self.datasets[s][int(index - self.offsets[s])]
+        item = self.datasets[s][int(index - self.offsets[s])]
+        return (s, item) if self.with_source else item
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         idx = np.asarray(indices, dtype=np.int64)
         sources = np.searchsorted(self.offsets, idx, side="right") - 1
-        return fetch_located(self.datasets, sources, idx - self.offsets[sources])
+        items = fetch_located(self.datasets, sources, idx - self.offsets[sources])
+        return list(zip(sources.tolist(), items, strict=True)) if self.with_source else items
