@@ -34,6 +34,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(soft_wrap=True)
+    if result.get("stream"):
+        _print_stream(console, args.config, result)
+        if args.plot:
+            console.print(f"wrote {args.plot}")
+        return 0
     stats = result["weight_stats"]
     console.print(
         f"[bold]{args.config}[/bold]: strategy {result['strategy']}, sampler {result['sampler']}, "
@@ -65,6 +70,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.plot:
         console.print(f"wrote {args.plot}")
     return 0
+
+
+def _print_stream(console: Any, config: str, result: dict[str, Any]) -> None:
+    """The tables of a stream pipeline's report (:func:`mixweave.pipeline.inspect.stream_report`)."""
+    from rich.table import Table
+
+    console.print(
+        f"[bold]{config}[/bold]: streams, strategy {result['strategy']}, mode {result['mode']}, stopping "
+        f"{result['stopping']}; the first {result['positions']:,} positions of a single process, {result['epochs']} "
+        f"epoch(s); largest prefix deviation {result['largest_prefix_deviation']:.2f} sample(s)"
+    )
+    table = Table(title="per source: requested vs realised share of the positions (nothing read)")
+    for column in ("source", "kind", "split over ranks/workers", "requested", "realised"):
+        table.add_column(column, **(NAME_COLUMN if column == "source" else {"justify": "right"}))
+    for row in result["sources"]:
+        table.add_row(
+            row["name"],
+            row["kind"],
+            "yes" if row["splittable"] else "no",
+            f"{100 * row['requested']:.2f}%",
+            f"{100 * row['realised']:.2f}%",
+        )
+    console.print(table)
 
 
 def _inspect_history(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from .schema import (
     PipelineConfig,
     PythonSourceSpec,
     SamplerSpec,
+    ShardsSourceSpec,
     validate_pipeline,
 )
 from .sessions import PARENT_ONLY_KEYS, describe, load_dataset_configs, session_entries
@@ -41,6 +42,7 @@ __all__ = [
     "PipelineConfig",
     "PythonSourceSpec",
     "SamplerSpec",
+    "ShardsSourceSpec",
     "TaskOversamplingConfig",
     "deep_merge",
     "describe",

@@ -17,6 +17,7 @@ from ..core.names import (
     LABEL_TYPES,
     MODES,
     PIPELINE_STRATEGIES,
+    STOPPING,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "LABEL_TYPE",
     "MODE",
     "PIPELINE_STRATEGY",
+    "STOPPING_RULE",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     LABEL_TYPE: TypeAlias = str
     MODE: TypeAlias = str
     PIPELINE_STRATEGY: TypeAlias = str
+    STOPPING_RULE: TypeAlias = str
 else:
     ADAPTIVE_ALGORITHM = Literal[ADAPTIVE_ALGORITHMS]
     COMPOSITION_MODE = Literal[COMPOSITION_MODES]
@@ -45,3 +48,4 @@ else:
     LABEL_TYPE = Literal[LABEL_TYPES]
     MODE = Literal[MODES]
     PIPELINE_STRATEGY = Literal[PIPELINE_STRATEGIES]
+    STOPPING_RULE = Literal[STOPPING]

@@ -26,6 +26,7 @@ from .literals import (
     LABEL_TYPE,
     MODE,
     PIPELINE_STRATEGY,
+    STOPPING_RULE,
 )
 from .sampling import CurriculumConfig
 
@@ -129,6 +130,19 @@ class PythonSourceSpec(_SourceBase):
     quality: str | None = None
 
 
+class ShardsSourceSpec(_SourceBase):
+    """A stream of shard files (:class:`~mixweave.ShardedSource`): ``files`` is a glob or a list of paths.
+
+    ``format``: ``auto`` (by extension), ``tar`` (WebDataset-style samples),
+    ``jsonl`` or ``npy``. A pipeline with a stream source mixes streams
+    (:class:`~mixweave.WeightedInterleaveDataset`).
+    """
+
+    type: Literal["shards"]
+    files: str | list[str] = Field(min_length=1)
+    format: Literal["auto", "tar", "jsonl", "npy"] = "auto"
+
+
 class HuggingFaceSourceSpec(_SourceBase):
     """A Hugging Face ``datasets.Dataset``, read from local files only (never the network).
 
@@ -137,7 +151,9 @@ class HuggingFaceSourceSpec(_SourceBase):
     (``parquet``, ``csv``, ``json``, ``arrow``, ``text``) with local ``data_files``
     and ``split`` (default ``train``). ``columns`` keeps only those columns; items
     are dicts (``format: torch`` or ``numpy`` for tensors or arrays). ``labels``,
-    ``tasks`` and ``quality`` name columns.
+    ``tasks`` and ``quality`` name columns. ``streaming: true`` reads it as an
+    ``IterableDataset`` (a stream source: ``num_shards`` splits a saved folder
+    into that many shards for ranks and workers).
     """
 
     type: Literal["huggingface"]
@@ -150,11 +166,17 @@ class HuggingFaceSourceSpec(_SourceBase):
     labels: str | None = None
     tasks: str | None = None
     quality: str | None = None
+    streaming: bool = False
+    num_shards: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_origin(self) -> HuggingFaceSourceSpec:
         if (self.path is None) == (self.builder is None):
             raise ValueError("give exactly one of `path` (a save_to_disk folder) and `builder` (with `data_files`)")
+        if self.streaming and (self.labels or self.tasks or self.quality):
+            raise ValueError("`labels`/`tasks`/`quality` need a map-style dataset; a stream's rows are not known ahead")
+        if self.num_shards is not None and not (self.streaming and self.path is not None):
+            raise ValueError("`num_shards` applies to `streaming: true` with a saved `path`")
         if self.builder is not None and self.data_files is None:
             raise ValueError(f"`builder: {self.builder}` needs `data_files` (local files; nothing is downloaded)")
         if self.path is not None and self.data_files is not None:
@@ -168,7 +190,12 @@ class HuggingFaceSourceSpec(_SourceBase):
 
 
 SourceSpec = Annotated[
-    ArraySourceSpec | CsvSourceSpec | ClusterStoreSourceSpec | PythonSourceSpec | HuggingFaceSourceSpec,
+    ArraySourceSpec
+    | CsvSourceSpec
+    | ClusterStoreSourceSpec
+    | PythonSourceSpec
+    | HuggingFaceSourceSpec
+    | ShardsSourceSpec,
     Field(discriminator="type"),
 ]
 
@@ -200,6 +227,7 @@ class MixtureSpec(_Spec):
     decay: float = Field(default=0.9, ge=0, lt=1)
     reference_losses: list[float] | dict[str, float] | None = None
     segment_size: int | None = Field(default=None, ge=1)
+    stopping: STOPPING_RULE = "first_exhausted"
 
     @model_validator(mode="after")
     def _one_of_weights_or_schedule(self) -> MixtureSpec:
@@ -213,6 +241,10 @@ class MixtureSpec(_Spec):
         if self.strategy == "adaptive" and self.mode != "random":
             raise ValueError("strategy 'adaptive' draws in mode 'random' only (shares change while it draws)")
         return self
+
+
+def _is_stream(spec: Any) -> bool:
+    return spec.type == "shards" or (spec.type == "huggingface" and spec.streaming)
 
 
 _ADAPTIVE_KEYS: Final = frozenset(
@@ -284,7 +316,27 @@ class PipelineConfig(_Spec):
             raise ValueError("`sampler` needs mixture strategy 'weighted' or 'uniform' (round-robin has no weights)")
         if self.mixture.strategy == "adaptive":
             self._adaptive_fits()
+        if any(_is_stream(s) for s in self.sources):
+            self._stream_fits()
+        elif "stopping" in self.mixture.model_fields_set:
+            raise ValueError(
+                "`stopping` applies to stream sources (`type: shards`, `streaming: true`), not map-style ones"
+            )
         return self
+
+    def _stream_fits(self) -> None:
+        """A pipeline of streams interleaves them with shares: refuse what needs random access to every row."""
+        if self.mixture.strategy not in ("weighted", "uniform"):
+            raise ValueError(
+                f"stream sources are mixed with strategy 'weighted' or 'uniform', not {self.mixture.strategy!r}"
+            )
+        if self.sampler.type != "none":
+            raise ValueError(
+                f"sampler type {self.sampler.type!r} weighs every row ahead of drawing; stream sources have no rows "
+                "known ahead: use sampler type 'none'"
+            )
+        if self.mixture.samples_per_epoch is not None:
+            raise ValueError("`samples_per_epoch` does not apply to streams: `stopping` ends their epochs")
 
     def _adaptive_fits(self) -> None:
         """Strategy ``adaptive`` learns the shares, draws with replacement, in random mode: refuse what it ignores."""
@@ -312,7 +364,14 @@ class PipelineConfig(_Spec):
             )
 
 
-_SPECS: Final = (ArraySourceSpec, CsvSourceSpec, ClusterStoreSourceSpec, PythonSourceSpec, HuggingFaceSourceSpec)
+_SPECS: Final = (
+    ArraySourceSpec,
+    CsvSourceSpec,
+    ClusterStoreSourceSpec,
+    PythonSourceSpec,
+    HuggingFaceSourceSpec,
+    ShardsSourceSpec,
+)
 #: Source types by name, read from the spec classes' ``type`` literals.
 SOURCE_TYPES: Final[tuple[str, ...]] = tuple(
     t for spec in _SPECS for t in get_args(spec.model_fields["type"].annotation)

@@ -21,6 +21,7 @@ __all__ = [
     "MODES",
     "PIPELINE_STRATEGIES",
     "SAMPLER_TYPES",
+    "STOPPING",
     "STRATEGIES",
 ]
 
@@ -36,6 +37,8 @@ LABEL_REDUCTIONS: Final[tuple[str, ...]] = ("max", "mean", "sum")
 STRATEGIES: Final[tuple[str, ...]] = ("weighted", "stratified", "uniform")
 #: Mixing strategies of a pipeline config (``mixture.strategy``): the mixed datasets' and adaptive shares.
 PIPELINE_STRATEGIES: Final[tuple[str, ...]] = (*STRATEGIES, "adaptive")
+#: When an epoch of a stream mixture ends (:mod:`mixweave.sampling.streaming`).
+STOPPING: Final[tuple[str, ...]] = ("first_exhausted", "all_exhausted", "never")
 #: Interpolations of a weight schedule between its points (:mod:`mixweave.sampling.schedule`).
 INTERPOLATIONS: Final[tuple[str, ...]] = ("step", "linear")
 #: Reductions of the losses (:mod:`mixweave.train.losses`), as in ``torch.nn``.

@@ -60,6 +60,7 @@ from ..sampling import (
     StratifiedConcatDataset,
     UniformConcatDataset,
     WeightedConcatDataset,
+    WeightedInterleaveDataset,
     WeightedSampler,
     WeightSchedule,
 )
@@ -153,13 +154,26 @@ class Pipeline:
     mixture: Any = None
 
     @property
+    def stream(self) -> bool:
+        """The sources are streams: :attr:`dataset` is a :class:`~mixweave.WeightedInterleaveDataset`, no sampler."""
+        return isinstance(self.dataset, WeightedInterleaveDataset)
+
+    def _no_plan(self, what: str) -> ValueError:
+        return ValueError(
+            f"{what} needs an index plan; a pipeline of stream sources has none (its dataset interleaves streams "
+            "as it reads them): use inspect() for its shares"
+        )
+
+    @property
     def _flat(self) -> bool:
         """The sampler draws flat indices over the concatenated sources (no mixed dataset)."""
         return self.config.sampler.type != "none" or self.mixture is not None
 
     @property
     def num_samples(self) -> int:
-        """Indices drawn per epoch, across all ranks."""
+        """Indices drawn per epoch, across all ranks (a stream pipeline has no such number: ValueError)."""
+        if self.stream:
+            raise self._no_plan("num_samples")
         return int(self.sampler.num_samples) if self._flat else len(self.dataset)
 
     def train_loader(self, **overrides: Any) -> Any:
@@ -178,6 +192,8 @@ class Pipeline:
     def global_plan(self, epoch: int) -> np.ndarray:
         """Flat indices (into the concatenated sources) of ``epoch``'s whole plan, all ranks, nothing loaded."""
         epoch = check_int(epoch, "epoch", minimum=0)
+        if self.stream:
+            raise self._no_plan("global_plan")
         if self._flat:
             return np.asarray(self.sampler.global_plan(epoch), dtype=np.int64)
         plan = self.dataset.plan(epoch)
@@ -186,6 +202,8 @@ class Pipeline:
     def probabilities(self, epoch: int) -> np.ndarray:
         """Requested probability of every flat index at ``epoch`` (what the plan is drawn from)."""
         epoch = check_int(epoch, "epoch", minimum=0)
+        if self.stream:
+            raise self._no_plan("probabilities")
         if self._flat:
             return wm.normalize(self.sampler.weights_at(epoch))
         return np.asarray(self.dataset.probabilities(epoch))
@@ -290,6 +308,26 @@ def _composed_sampler(
     )
 
 
+def _is_stream(spec: Any) -> bool:
+    return spec.type == "shards" or (spec.type == "huggingface" and spec.streaming)
+
+
+def _stream_dataset(cfg: PipelineConfig, built: list[BuiltSource], **ranks: Any) -> WeightedInterleaveDataset:
+    """Stream sources (and map-style ones, read in row order) interleaved with the mixture's shares."""
+    mix = cfg.mixture
+    names = [b.name for b in built]
+    if mix.strategy == "uniform":
+        weights: Any = None  # streams have no length ahead: equal shares
+    else:
+        shares = _shares(mix, names, [s.weight for s in cfg.sources], "mixture")
+        weights = WeightSchedule(shares, mix.interpolation) if isinstance(shares, dict) else shares
+    sources = {b.name: b.dataset for b in built}
+    try:
+        return WeightedInterleaveDataset(sources, weights, mode=mix.mode, stopping=mix.stopping, seed=cfg.seed, **ranks)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), key="sources") from None
+
+
 def _adaptive_sampler(
     cfg: PipelineConfig, built: list[BuiltSource], sizes: np.ndarray, **ranks: Any
 ) -> tuple[AdaptiveSampler, AdaptiveMixture]:
@@ -384,6 +422,11 @@ def build_pipeline(loaded: LoadedConfig, *, num_replicas: int | None = None, ran
         built = [build_source(spec, i, loaded.root) for i, spec in enumerate(cfg.sources)]
         names = [b.name for b in built]
         datasets = [b.dataset for b in built]
+        if any(_is_stream(spec) for spec in cfg.sources):
+            stream = _stream_dataset(cfg, built, num_replicas=num_replicas, rank=rank)
+            sources = dict(zip(names, datasets, strict=True))
+            empty_offsets = np.zeros(1, dtype=np.int64)
+            return Pipeline(cfg, stream, None, sources, empty_offsets, None, loaded.sessions, loaded.path, built)
         sizes = np.array([len(d) for d in datasets], dtype=np.int64)
         empty = [f"sources[{i}] ({n})" for i, (n, s) in enumerate(zip(names, sizes, strict=True)) if s == 0]
         if empty:

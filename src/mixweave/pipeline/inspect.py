@@ -38,6 +38,8 @@ class Inspectable(Protocol):
 def report(pipeline: Inspectable, epochs: int = 1) -> dict[str, Any]:
     """The inspection report of ``epochs`` epochs (see :meth:`mixweave.pipeline.Pipeline.inspect`)."""
     epochs = check_int(epochs, "epochs", minimum=1)
+    if getattr(pipeline, "stream", False):
+        return stream_report(pipeline, epochs)
     offsets = pipeline.offsets
     n = int(offsets[-1])
     source_ids = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
@@ -72,6 +74,58 @@ def report(pipeline: Inspectable, epochs: int = 1) -> dict[str, Any]:
     return out
 
 
+#: Positions of the single-process interleave a stream report follows.
+STREAM_POSITIONS = 10_000
+
+
+def stream_report(pipeline: Any, epochs: int = 1, positions: int = STREAM_POSITIONS) -> dict[str, Any]:
+    """What a pipeline of stream sources will read: requested shares, and the sources its first positions pick.
+
+    Nothing is read: the choices come from ``(seed, epoch)`` alone, as if no
+    source ran out. ``largest_prefix_deviation`` is the largest gap, over
+    every prefix, between a source's count and its share of the prefix
+    (exact mode: under one sample).
+    """
+    dataset = pipeline.dataset
+    names = list(dataset.names)
+    per_epoch = []
+    for epoch in range(epochs):
+        requested = dataset.weights_at(epoch)
+        picks = dataset.choices(epoch, positions)
+        counts = np.cumsum(np.eye(len(names), dtype=np.int64)[picks], axis=0)
+        deviation = float(np.abs(counts - np.outer(np.arange(1, positions + 1), requested)).max())
+        realised = counts[-1] / positions
+        per_epoch.append(
+            {"epoch": epoch, "requested": requested.tolist(), "realised": realised.tolist(), "deviation": deviation}
+        )
+    sources = []
+    for j, (name, source) in enumerate(zip(names, dataset.sources, strict=True)):
+        files = getattr(source, "files", None)
+        kind = f"{len(files)} shard file(s)" if files is not None else type(getattr(source, "source", source)).__name__
+        sources.append(
+            {
+                "name": name,
+                "kind": kind,
+                "splittable": bool(getattr(source, "splittable", False)),
+                "requested": float(np.mean([e["requested"][j] for e in per_epoch])),
+                "realised": float(np.mean([e["realised"][j] for e in per_epoch])),
+            }
+        )
+    return {
+        "config": None if pipeline.path is None else str(pipeline.path),
+        "stream": True,
+        "strategy": pipeline.config.mixture.strategy,
+        "sampler": "none",
+        "mode": dataset.mode,
+        "stopping": dataset.stopping,
+        "epochs": epochs,
+        "positions": positions,
+        "sources": sources,
+        "largest_prefix_deviation": max(e["deviation"] for e in per_epoch),
+        "per_epoch": per_epoch,
+    }
+
+
 def plot_shares(result: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Any:
     """A figure of requested (dashed) and realised (solid) share of each source per epoch.
 
@@ -92,7 +146,8 @@ def plot_shares(result: dict[str, Any], path: str | os.PathLike[str] | None = No
         ax.plot(epochs, [e["realised"][j] for e in result["per_epoch"]], "o-", color=color, label=source["name"])
     ax.set_xlabel("epoch")
     ax.set_ylabel("share of the epoch's samples")
-    ax.set_title(f"realised (solid) vs requested (dashed) shares, {result['num_samples']} samples/epoch")
+    length = result["num_samples"] if "num_samples" in result else result["positions"]
+    ax.set_title(f"realised (solid) vs requested (dashed) shares, {length} samples/epoch")
     ax.set_ylim(bottom=0)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()

@@ -27,11 +27,13 @@ from ..config import (
     CsvSourceSpec,
     HuggingFaceSourceSpec,
     PythonSourceSpec,
+    ShardsSourceSpec,
 )
 from ..config.errors import ConfigFileNotFoundError
 from ..data.images import MultiLabelImageDataset
 from ..data.sources import ArrayDataset, load_array
 from ..data.store import ClusterLabeledDataset
+from ..sampling.stream_sources import ShardedSource, read_jsonl, read_npy, read_tar
 
 __all__ = ["ROLES", "SOURCE_BUILDERS", "BuiltSource", "build_source", "resolve_path"]
 
@@ -173,12 +175,17 @@ def _huggingface_source(spec: HuggingFaceSourceSpec, where: str, root: Path) -> 
     try:
         if folder is not None:
             loaded = hf.load_from_disk(str(folder))
+        elif spec.streaming:
+            files = _local_files(spec.data_files, root)
+            loaded = hf.load_dataset(spec.builder, data_files=files, split=spec.split or "train", streaming=True)
         else:
             loaded = hf.load_dataset(
                 spec.builder, data_files=_local_files(spec.data_files, root), split=spec.split or "train"
             )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"cannot load the dataset: {exc}", key=where) from None
+    if spec.streaming:
+        return BuiltSource(str(spec.name), _stream_of(loaded, spec, where, hf))
     dataset = _one_split(loaded, spec.split, where, hf)
     if spec.columns is not None:
         missing = [c for c in spec.columns if c not in dataset.column_names]
@@ -194,6 +201,36 @@ def _huggingface_source(spec: HuggingFaceSourceSpec, where: str, root: Path) -> 
     if spec.format != "python":
         dataset = dataset.with_format(spec.format)
     return BuiltSource(str(spec.name), dataset, labels=roles["labels"], tasks=roles["tasks"], quality=roles["quality"])
+
+
+def _stream_of(loaded: Any, spec: HuggingFaceSourceSpec, where: str, hf: Any) -> Any:
+    """A ``datasets.IterableDataset`` (a stream source) from what ``streaming: true`` loaded."""
+    if isinstance(loaded, hf.IterableDataset):
+        stream = loaded
+    else:  # a saved folder: a Dataset (or DatasetDict) turned into a stream of `num_shards` shards
+        dataset = _one_split(loaded, spec.split, where, hf)
+        stream = dataset.to_iterable_dataset(num_shards=spec.num_shards or 1)
+    if spec.columns is not None:
+        stream = stream.select_columns(spec.columns)
+    return stream if spec.format == "python" else stream.with_format(spec.format)
+
+
+def _shards_source(spec: ShardsSourceSpec, where: str, root: Path) -> BuiltSource:
+    """``shards``: shard files (a glob or a list, relative to the config) read as a stream."""
+    files = spec.files if isinstance(spec.files, list) else [spec.files]
+    paths = [str(resolve_path(root, f)) for f in files]
+    readers = {"tar": read_tar, "jsonl": read_jsonl, "npy": read_npy}
+    try:
+        if len(paths) == 1:
+            source = ShardedSource(paths[0], read=readers.get(spec.format))
+        else:
+            missing = [p for p in paths if not Path(p).is_file()]
+            if missing:
+                raise ConfigFileNotFoundError(f"shard file(s) not found: {missing[:3]}", key=f"{where}.files")
+            source = ShardedSource(paths, read=readers.get(spec.format))
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=f"{where}.files") from None
+    return BuiltSource(str(spec.name), source)
 
 
 def _local_files(files: Any, root: Path) -> Any:
@@ -229,6 +266,7 @@ SOURCE_BUILDERS: Final[dict[str, Callable[[Any, str, Path], BuiltSource]]] = {
     "cluster_store": _store_source,
     "python": _python_source,
     "huggingface": _huggingface_source,
+    "shards": _shards_source,
 }
 
 

@@ -11,7 +11,9 @@ reopens it at a saved position.
   ``count``-th sample. Always split, never duplicated.
 * :class:`IterableSource` -- anything else that iterates: a torch
   ``IterableDataset``, a Hugging Face ``IterableDataset``, an object with a
-  ``shard(num_shards, index)`` hook, or a callable that opens a fresh iterator.
+  ``shard(num_shards, index)`` hook, a callable that opens a fresh iterator,
+  or a map-style dataset (read in row order; part ``i`` takes rows ``i, i +
+  count, ...``).
   Hugging Face datasets are split across ranks with ``split_dataset_by_node``
   and split themselves across DataLoader workers; a ``shard`` hook splits
   across parts; anything else cannot be split and follows ``unsplittable``:
@@ -200,6 +202,14 @@ class ShardedSource:
         return f"ShardedSource({len(self.files)} file(s): {show(self.files)})"
 
 
+def _is_map_style(source: Any) -> bool:
+    """A map-style dataset (``__len__`` and ``__getitem__``, no ``__iter__`` of its own), a list, tuple, range or
+    array: split by row index."""
+    if isinstance(source, (list, tuple, range, np.ndarray)):
+        return True
+    return hasattr(source, "__len__") and hasattr(source, "__getitem__") and not isinstance(source, Iterable)
+
+
 def _is_huggingface(source: Any) -> bool:
     return type(source).__module__.startswith("datasets.") and hasattr(source, "n_shards")
 
@@ -214,13 +224,13 @@ class IterableSource:
 
     def __init__(self, source: Any, *, unsplittable: str = "warn") -> None:
         self.unsplittable = check_choice(unsplittable, "unsplittable", UNSPLITTABLE)
-        if not (callable(source) or isinstance(source, Iterable)):
+        if not (callable(source) or isinstance(source, Iterable) or _is_map_style(source)):
             raise TypeError(
                 "a stream source must be iterable (an IterableDataset, a Hugging Face IterableDataset, an object "
                 f"with shard(num_shards, index)) or a callable returning an iterator, got {type(source).__name__}"
             )
         self.source = source
-        self.splittable = _is_huggingface(source) or callable(getattr(source, "shard", None))
+        self.splittable = _is_huggingface(source) or _is_map_style(source) or callable(getattr(source, "shard", None))
         self._warned = False
 
     def _open(self, part: Part) -> Iterator[Any]:
@@ -231,6 +241,8 @@ class IterableSource:
             return iter(split_dataset_by_node(src, rank=part.rank, world_size=part.world_size))
         if callable(getattr(src, "shard", None)):
             return iter(src.shard(part.count, part.index))
+        if _is_map_style(src):  # rows part.index, part.index + count, ... in order
+            return (src[i] for i in range(part.index, len(src), part.count))
         it = iter(src() if callable(src) and not isinstance(src, Iterable) else src)
         if part.count == 1:
             return it

@@ -46,7 +46,7 @@ import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .._validation import check_bool, check_choice, check_int, check_probabilities, check_saved_settings, show
-from ..core.names import MODES
+from ..core.names import MODES, STOPPING
 from ..core.rng import derive_key
 from ..core.stream import ExactStream, random_choices
 from ..core.weights import fingerprint
@@ -55,8 +55,6 @@ from .stream_sources import UNSPLITTABLE, Cursor, IterableSource, Part, ShardedS
 
 __all__ = ["STOPPING", "WeightedInterleaveDataset"]
 
-#: When an epoch of a stream mixture ends (NOTE [ Streams ]).
-STOPPING: Final[tuple[str, ...]] = ("first_exhausted", "all_exhausted", "never")
 _BLOCK: Final = 1024  # source choices computed at a time
 
 
@@ -137,6 +135,18 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
             return self._fixed
         assert self._schedule is not None
         return self._check_weights(self._schedule(check_int(epoch, "epoch", minimum=0)), f"weights({epoch})")
+
+    def choices(self, epoch: int, count: int, part: Part | None = None) -> np.ndarray:
+        """The sources the first ``count`` positions of ``part`` (default: a single process) read in ``epoch``.
+
+        Computed without reading any source (as if none ran out): what
+        :func:`~mixweave.pipeline.inspect.report` shows before training.
+        """
+        part = Part(0, 1, 0, 1) if part is None else part
+        iterator = _InterleaveIterator(self, part, check_int(epoch, "epoch", minimum=0))
+        if iterator._exact is not None:
+            return iterator._exact.take(check_int(count, "count", minimum=0))
+        return random_choices(iterator._cumulative, iterator._key, 0, check_int(count, "count", minimum=0))
 
     def set_epoch(self, epoch: int) -> None:
         """Use the choices (and scheduled shares) of ``epoch`` from the next iteration on."""
