@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_distributed, bench_mixing, bench_multilabel, bench_sampler, bench_store, bench_task
+from . import bench_distributed, bench_mixing, bench_multilabel, bench_sampler, bench_store, bench_stream, bench_task
 from .harness import print_table, save
 
 SUITES = {
@@ -17,6 +17,7 @@ SUITES = {
     "auc": bench_multilabel.run_auc,
     "store": bench_store.run,
     "distributed": bench_distributed.run,
+    "stream": bench_stream.run,
 }
 
 
