@@ -113,3 +113,42 @@ def test_stopping_needs_a_stream_source(tmp_path):
     cfg["root"] = str(tmp_path)
     with pytest.raises(ConfigError, match="`stopping` applies to stream sources"):
         from_config(cfg)
+
+
+def test_config_validate_accepts_a_stream_config_and_a_reader_of_your_own(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    (tmp_path / "readers.py").write_text(
+        "from mixweave.sampling import read_tar\n"
+        "def text(path):\n"
+        "    for sample in read_tar(path):\n"
+        "        yield sample['txt'].decode()\n"
+    )
+    cfg["sources"][0]["read"] = "readers.py:text"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["config", "validate", str(tmp_path / "p.yaml")]) == 0
+    assert "2 stream source(s) (web, books), mode random, stopping first_exhausted" in capsys.readouterr().out
+    pipeline = from_config(tmp_path / "p.yaml")
+    texts = [x for x in pipeline.dataset if isinstance(x, str)]
+    assert texts and all(t.startswith("web-") for t in texts)  # decoded by the reader the config names
+    cfg["sources"][0]["format"] = "tar"
+    with pytest.raises(ConfigError, match="give `format` or `read`, not both"):
+        from_config(cfg)
+
+
+def test_huggingface_glob_matching_nothing_and_too_few_shards(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the `huggingface` extra (installed by `make test`)")
+    cfg = {
+        "sources": [
+            {"name": "hf", "type": "huggingface", "builder": "json", "data_files": "none-*.jsonl", "streaming": True}
+        ],
+        "root": str(tmp_path),
+    }
+    with pytest.raises(ConfigError, match=r"`sources\[0\].data_files`: `data_files` 'none-\*.jsonl' matches no file"):
+        from_config(cfg)
+    (tmp_path / "one.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(20)))
+    one_shard = datasets.load_dataset("json", data_files=str(tmp_path / "one.jsonl"), split="train", streaming=True)
+    ds = WeightedInterleaveDataset([one_shard, list(range(100, 120))], stopping="all_exhausted")
+    with pytest.warns(UserWarning, match="has 1 shard\\(s\\) per rank for 2 DataLoader workers"):
+        from mixweave.sampling.stream_sources import Part
+
+        next(iter(ds.sources[0].open(Part(0, 1, 0, 2))))

@@ -106,6 +106,14 @@ def test_stopping_strategies_match_the_written_out_interleave(stopping, mode):
         assert {c for c, _ in got} == {0, 1, 2} and len(got) < limit
 
 
+@pytest.mark.parametrize("mode", ["random", "exact"])
+def test_a_source_with_share_zero_is_never_read_and_does_not_keep_all_exhausted_going(mode):
+    sources = [range(10), range(100, 150), range(1000, 1010)]
+    seen = list(WeightedInterleaveDataset(sources, [0.5, 0.0, 0.5], mode=mode, stopping="all_exhausted"))
+    assert not any(100 <= x < 150 for x in seen)
+    assert set(range(10)) | set(range(1000, 1010)) <= set(seen)
+
+
 def test_random_mode_shares_and_exact_mode_prefixes():
     ds = WeightedInterleaveDataset([range(0, 10**6), range(10_000_000, 11_000_000)], [0.8, 0.2], stopping="never")
     it = iter(ds)
@@ -344,10 +352,97 @@ def test_bad_arguments_are_named():
         WeightedInterleaveDataset([42])
     with pytest.raises(ValueError, match="matches no file"):
         ShardedSource("/nonexistent/shard-*.tar")
-    with pytest.raises(ValueError, match=r"no reader for shard files ending in \['.bin'\]"):
-        ShardedSource([__file__.replace(".py", ".bin")])
-    ds = WeightedInterleaveDataset([range(0), range(5)], stopping="all_exhausted")
+    with pytest.raises(ValueError, match=r"no reader for shard files ending in \['.py'\]"):
+        ShardedSource([__file__])
+    with pytest.raises(ValueError, match="`files` lists paths that are not files"):
+        ShardedSource([__file__.replace(".py", ".jsonl")])
+    with pytest.raises(TypeError, match="`files` must be a glob pattern or a list of paths, got int"):
+        ShardedSource(5)
+    ds = WeightedInterleaveDataset([lambda: iter(()), range(5)], stopping="all_exhausted")
     with pytest.raises(ValueError, match="source0 has no samples for part 0 of 1"):
         list(ds)
     with pytest.raises(ValueError, match="must hold 'epoch' and 'iterator'"):
         ds.load_state_dict({"position": 3})
+
+
+def test_resume_at_an_epoch_boundary_and_a_state_taken_before_iterating(tmp_path):
+    def build():
+        return WeightedInterleaveDataset([Numbers(0, 30), Numbers(10_000, 30)], [0.5, 0.5], stopping="all_exhausted")
+
+    ds = build()
+    ds.set_epoch(0)
+    epoch0 = list(ds)  # epoch 0 ran to its end; a checkpoint now holds a finished epoch
+    saved = json.loads(json.dumps(ds.state_dict()))
+    again = build()
+    again.load_state_dict(saved)
+    assert again.state_dict() == saved  # asked before iterating: the loaded position, not "nothing"
+    again.set_epoch(1)  # the next epoch: the finished one's position is dropped
+    fresh = build()
+    fresh.set_epoch(1)
+    assert list(again) == list(fresh) != epoch0
+
+
+def test_one_shot_iterators_strings_and_mappings_are_refused_as_sources():
+    with pytest.raises(TypeError, match="cannot be a one-shot iterator"):
+        WeightedInterleaveDataset([iter(range(5))])
+    with pytest.raises(TypeError, match="a stream source cannot be a str"):
+        WeightedInterleaveDataset(["data/x.jsonl"])
+    with pytest.raises(TypeError, match="a stream source cannot be a dict"):
+        WeightedInterleaveDataset([{"a": 1}])
+    with pytest.raises(ValueError, match="a stream source is empty"):
+        WeightedInterleaveDataset([[], range(3)])
+    ds = WeightedInterleaveDataset([lambda: None])
+    with pytest.raises(TypeError, match="the source's callable returned NoneType"):
+        list(ds)
+    fresh = WeightedInterleaveDataset([lambda: (i for i in range(3))], stopping="all_exhausted")
+    assert list(fresh) == [0, 1, 2] and list(fresh) == [0, 1, 2]  # a callable opens a fresh one each time
+
+
+def test_weights_by_name_are_normalised_and_a_zero_share_is_never_read():
+    sources = {"a": range(10**6), "b": range(10**7, 10**7 + 10**6), "never": range(-100, 0)}
+    ds = WeightedInterleaveDataset(sources, {"never": 0.0, "a": 0.4999996, "b": 0.4999996}, stopping="never")
+    assert ds.weights_at(0).sum() == 1.0
+    it = iter(ds)
+    assert min(next(it) for _ in range(200_000)) >= 0
+    with pytest.raises(ValueError, match=r"by name must give every source \['a', 'b', 'never'\] a share"):
+        WeightedInterleaveDataset(sources, {"a": 1.0})
+
+
+def test_corrupt_shards_name_their_file(tmp_path):
+    pattern = _tar_shards(tmp_path / "tar", 1, 5)
+    path = sorted((tmp_path / "tar").glob("*.tar"))[0]
+    raw = path.read_bytes()
+    path.write_bytes(raw[:1100])  # cut inside the second member's header
+    with pytest.raises(ValueError, match=r"shard-0000.tar: a truncated or corrupt tar shard"):
+        list(ShardedSource(pattern))
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{not json\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl: JSONDecodeError"):
+        list(ShardedSource(str(tmp_path / "bad.jsonl")))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="objects.npy"):
+        list(ShardedSource(str(tmp_path / "objects.npy")))  # never unpickled
+
+
+def test_malformed_saved_states_are_refused_by_name():
+    ds = WeightedInterleaveDataset([Numbers(0, 30), Numbers(10_000, 30)])
+    it = iter(ds)
+    next(it)
+    state = ds.state_dict()
+    for key, bad in (("passes", [0]), ("cursors", [5, None]), ("step", -1)):
+        broken = {**state, "iterator": {**state["iterator"], key: bad}}
+        again = WeightedInterleaveDataset([Numbers(0, 30), Numbers(10_000, 30)])
+        again.load_state_dict(broken)
+        with pytest.raises((ValueError, TypeError), match=f"state_dict\\['{key}'\\]"):
+            iter(again)
+    cursors = state["iterator"]["cursors"]
+    broken = {**state, "iterator": {**state["iterator"], "cursors": [{"file": -1}, cursors[1]]}}
+    again = WeightedInterleaveDataset([Numbers(0, 30), Numbers(10_000, 30)])
+    again.load_state_dict(broken)
+    with pytest.raises(ValueError, match="a saved source position must hold"):
+        list(again)
+    other = WeightedInterleaveDataset([range(30), Numbers(10_000, 30)])
+    other.load_state_dict(state)
+    with pytest.raises(ValueError, match="saved with sources="):
+        iter(other)
+    with pytest.raises(ValueError, match=r"`state_dict\['iterator'\]` must be an iterator state or None"):
+        other.load_state_dict({"epoch": 0, "iterator": 5})

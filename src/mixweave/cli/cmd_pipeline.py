@@ -159,6 +159,13 @@ def _cmd_config_validate(args: argparse.Namespace) -> int:
 
     pipeline = from_config(args.config)
     names = ", ".join(pipeline.sources)
+    if pipeline.stream:
+        mixed = pipeline.dataset
+        print(
+            f"{args.config}: ok: {len(pipeline.sources)} stream source(s) ({names}), mode {mixed.mode}, "
+            f"stopping {mixed.stopping}, strategy {pipeline.config.mixture.strategy}"
+        )
+        return 0
     print(
         f"{args.config}: ok: {len(pipeline.sources)} source(s) ({names}), {pipeline.num_samples:,} samples per epoch, "
         f"strategy {pipeline.config.mixture.strategy}, sampler {pipeline.config.sampler.type}"

@@ -134,13 +134,22 @@ class ShardsSourceSpec(_SourceBase):
     """A stream of shard files (:class:`~mixweave.ShardedSource`): ``files`` is a glob or a list of paths.
 
     ``format``: ``auto`` (by extension), ``tar`` (WebDataset-style samples),
-    ``jsonl`` or ``npy``. A pipeline with a stream source mixes streams
+    ``jsonl`` or ``npy``; or ``read`` (``package.module:function`` or
+    ``file.py:function``), a reader ``path -> samples`` of your own (to decode
+    a tar shard's bytes, say). A pipeline with a stream source mixes streams
     (:class:`~mixweave.WeightedInterleaveDataset`).
     """
 
     type: Literal["shards"]
     files: str | list[str] = Field(min_length=1)
     format: Literal["auto", "tar", "jsonl", "npy"] = "auto"
+    read: str | None = Field(default=None, pattern=r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _one_reader(self) -> ShardsSourceSpec:
+        if self.read is not None and self.format != "auto":
+            raise ValueError("give `format` or `read`, not both")
+        return self
 
 
 class HuggingFaceSourceSpec(_SourceBase):

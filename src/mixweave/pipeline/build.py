@@ -478,6 +478,12 @@ def mixture_from_config(config: Mapping[str, Any], *, base_dir: str | os.PathLik
         )
     loaded = load_pipeline_config(config)
     loaded.root = Path(base_dir)
+    if loaded.config.mixture.strategy == "adaptive":
+        raise ConfigError(
+            "strategy 'adaptive' is a sampler and a mixture to feed, not a dataset: use from_config(), "
+            "whose Pipeline holds all three",
+            key="data.mixing_strategy",
+        )
     pipeline = build_pipeline(loaded)
     if not section.get("use_mixed_datasets", True):
         return ConcatDataset(list(pipeline.sources.values()))

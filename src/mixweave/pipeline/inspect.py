@@ -146,8 +146,10 @@ def plot_shares(result: dict[str, Any], path: str | os.PathLike[str] | None = No
         ax.plot(epochs, [e["realised"][j] for e in result["per_epoch"]], "o-", color=color, label=source["name"])
     ax.set_xlabel("epoch")
     ax.set_ylabel("share of the epoch's samples")
-    length = result["num_samples"] if "num_samples" in result else result["positions"]
-    ax.set_title(f"realised (solid) vs requested (dashed) shares, {length} samples/epoch")
+    if result.get("stream"):
+        ax.set_title(f"realised (solid) vs requested (dashed) shares of the first {result['positions']} positions")
+    else:
+        ax.set_title(f"realised (solid) vs requested (dashed) shares, {result['num_samples']} samples/epoch")
     ax.set_ylim(bottom=0)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()

@@ -184,6 +184,8 @@ def _huggingface_source(spec: HuggingFaceSourceSpec, where: str, root: Path) -> 
             )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"cannot load the dataset: {exc}", key=where) from None
+    except StopIteration:  # datasets' way of saying that `data_files` matched nothing
+        raise ConfigError(f"`data_files` {spec.data_files!r} matches no file", key=f"{where}.data_files") from None
     if spec.streaming:
         return BuiltSource(str(spec.name), _stream_of(loaded, spec, where, hf))
     dataset = _one_split(loaded, spec.split, where, hf)
@@ -220,14 +222,15 @@ def _shards_source(spec: ShardsSourceSpec, where: str, root: Path) -> BuiltSourc
     files = spec.files if isinstance(spec.files, list) else [spec.files]
     paths = [str(resolve_path(root, f)) for f in files]
     readers = {"tar": read_tar, "jsonl": read_jsonl, "npy": read_npy}
+    read = _load_factory(spec.read, root, f"{where}.read") if spec.read else readers.get(spec.format)
     try:
         if len(paths) == 1:
-            source = ShardedSource(paths[0], read=readers.get(spec.format))
+            source = ShardedSource(paths[0], read=read)
         else:
             missing = [p for p in paths if not Path(p).is_file()]
             if missing:
                 raise ConfigFileNotFoundError(f"shard file(s) not found: {missing[:3]}", key=f"{where}.files")
-            source = ShardedSource(paths, read=readers.get(spec.format))
+            source = ShardedSource(paths, read=read)
     except ValueError as exc:
         raise ConfigError(str(exc), key=f"{where}.files") from None
     return BuiltSource(str(spec.name), source)

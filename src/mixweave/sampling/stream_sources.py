@@ -39,7 +39,7 @@ import itertools
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -111,6 +111,17 @@ def read_tar(path: str) -> Iterator[dict[str, Any]]:
             sample[ext] = fh.read() if fh is not None else b""
         if sample:
             yield sample
+        end = tar.offset
+    _check_tar_end(path, end)
+
+
+def _check_tar_end(path: str, end: int) -> None:
+    """A tar read to its end-of-archive marker has only zero bytes after it; anything else was cut off."""
+    with open(path, "rb") as fh:
+        fh.seek(end)
+        rest = fh.read()
+    if rest.strip(b"\0"):
+        raise ValueError(f"{path}: a truncated or corrupt tar shard (unreadable after byte {end})")
 
 
 def read_jsonl(path: str) -> Iterator[Any]:
@@ -153,13 +164,22 @@ class ShardedSource:
     def __init__(self, files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], read: Any = None) -> None:
         if isinstance(files, (str, os.PathLike)):
             pattern = os.fspath(files)
-            self.files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-            if not self.files or not all(os.path.isfile(f) for f in self.files):
+            matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            self.files = [f for f in matched if os.path.isfile(f)]  # a glob may match folders too
+            if not self.files:
                 raise ValueError(f"`files` {pattern!r} matches no file")
-        else:
+        elif isinstance(files, Sequence) and all(isinstance(f, (str, os.PathLike)) for f in files):
             self.files = [os.fspath(f) for f in files]
             if not self.files:
                 raise ValueError("`files` must list at least one shard file, got an empty list")
+            missing = [f for f in self.files if not os.path.isfile(f)]
+            if missing:
+                raise ValueError(f"`files` lists paths that are not files: {show(missing)}")
+            repeated = sorted({f for f in self.files if self.files.count(f) > 1})
+            if repeated:
+                raise ValueError(f"`files` lists {show(repeated)} more than once (their samples would repeat)")
+        else:
+            raise TypeError(f"`files` must be a glob pattern or a list of paths, got {type(files).__name__}")
         if read is None:
             unknown = sorted({os.path.splitext(f)[1] for f in self.files} - set(_READERS))
             if unknown:
@@ -183,13 +203,13 @@ class ShardedSource:
         stride, phase = (1, 0) if by_file else (part.count, part.index)
         where = {"file": 0, "offset": 0, "seen": 0}
         if state is not None:
-            where.update({k: int(state[k]) for k in where})
+            where.update(_cursor(state, where, {"file": len(files)}))
 
         def samples() -> Iterator[Any]:
             for k in range(where["file"], len(files)):
                 skip = where["offset"] if k == where["file"] else 0
                 where["file"], where["offset"] = k, skip
-                for sample in itertools.islice(self._reader(files[k]), skip, None):
+                for sample in itertools.islice(_named(files[k], self._reader), skip, None):
                     where["offset"] += 1
                     where["seen"] += 1
                     if (where["seen"] - 1) % stride == phase:
@@ -198,8 +218,35 @@ class ShardedSource:
 
         return Cursor(samples(), lambda: dict(where))
 
+    def __iter__(self) -> Iterator[Any]:
+        """Every sample of every file, in order (a single process's part)."""
+        return self.open(Part(0, 1, 0, 1))
+
     def __repr__(self) -> str:
         return f"ShardedSource({len(self.files)} file(s): {show(self.files)})"
+
+
+def _named(path: str, reader: Callable[[str], Iterable[Any]]) -> Iterator[Any]:
+    """The reader's samples of ``path``; an error while reading names the file."""
+    try:
+        yield from reader(path)
+    except (OSError, ValueError, tarfile.TarError, KeyError, TypeError) as exc:
+        if str(exc).startswith(path):
+            raise
+        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _cursor(state: Any, keys: dict[str, int], maxima: dict[str, int]) -> dict[str, int]:
+    """A saved cursor's ints, checked: the keys of ``keys``, each >= 0 (and <= ``maxima``)."""
+    if not isinstance(state, dict) or set(state) != set(keys):
+        raise ValueError(f"a saved source position must hold {sorted(keys)}, got {show(state)}")
+    out = {}
+    for key in keys:
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > maxima.get(key, value):
+            raise ValueError(f"a saved source position has {key}={show(value)}: not a position of this source")
+        out[key] = value
+    return out
 
 
 def _is_map_style(source: Any) -> bool:
@@ -224,6 +271,18 @@ class IterableSource:
 
     def __init__(self, source: Any, *, unsplittable: str = "warn") -> None:
         self.unsplittable = check_choice(unsplittable, "unsplittable", UNSPLITTABLE)
+        if isinstance(source, (str, bytes, os.PathLike, Mapping)):
+            raise TypeError(
+                f"a stream source cannot be a {type(source).__name__} ({show(source)}): give shard files as "
+                "ShardedSource(files), and sources by name as {name: source} to WeightedInterleaveDataset"
+            )
+        if isinstance(source, Iterator):
+            raise TypeError(
+                f"a stream source cannot be a one-shot iterator ({type(source).__name__}): it can neither restart "
+                "nor resume; pass a callable that opens a fresh one (lambda: make_generator()) or an iterable"
+            )
+        if _is_map_style(source) and len(source) == 0:
+            raise ValueError(f"a stream source is empty: {type(source).__name__} of length 0")
         if not (callable(source) or isinstance(source, Iterable) or _is_map_style(source)):
             raise TypeError(
                 "a stream source must be iterable (an IterableDataset, a Hugging Face IterableDataset, an object "
@@ -238,12 +297,24 @@ class IterableSource:
         if _is_huggingface(src):  # ranks here; the dataset splits itself across DataLoader workers
             from datasets.distributed import split_dataset_by_node
 
-            return iter(split_dataset_by_node(src, rank=part.rank, world_size=part.world_size))
+            ranked = split_dataset_by_node(src, rank=part.rank, world_size=part.world_size)
+            if ranked.n_shards < part.workers and not self._warned:
+                self._warned = True
+                warn(
+                    f"the Hugging Face dataset has {ranked.n_shards} shard(s) per rank for {part.workers} DataLoader "
+                    "workers: the workers beyond them read nothing of it (first_exhausted then ends their epoch at "
+                    "once); give it more shards (more data files, or to_iterable_dataset(num_shards=...))",
+                    stacklevel=2,
+                )
+            return iter(ranked)
         if callable(getattr(src, "shard", None)):
             return iter(src.shard(part.count, part.index))
         if _is_map_style(src):  # rows part.index, part.index + count, ... in order
             return (src[i] for i in range(part.index, len(src), part.count))
-        it = iter(src() if callable(src) and not isinstance(src, Iterable) else src)
+        opened = src() if callable(src) and not isinstance(src, Iterable) else src
+        if not isinstance(opened, Iterable):
+            raise TypeError(f"the source's callable returned {type(opened).__name__}, not an iterator or iterable")
+        it = iter(opened)
         if part.count == 1:
             return it
         if self.unsplittable == "error":
@@ -265,7 +336,9 @@ class IterableSource:
 
     def open(self, part: Part, state: dict[str, Any] | None = None) -> Cursor:
         """Part ``part``'s samples, skipping the ``state["consumed"]`` already read."""
-        where = {"consumed": 0 if state is None else int(state["consumed"])}
+        where = {"consumed": 0}
+        if state is not None:
+            where.update(_cursor(state, where, {}))
         it = itertools.islice(self._open(part), where["consumed"], None)
 
         def samples() -> Iterator[Any]:

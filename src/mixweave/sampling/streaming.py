@@ -112,7 +112,9 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
         self.seed = check_int(seed, "seed")
         self.with_source = check_bool(with_source, "with_source")
         self.num_replicas, self.rank = resolve_distributed(num_replicas, rank)
-        self._schedule: Callable[[int], Any] | None = weights if callable(weights) else None
+        self._schedule: Callable[[int], Any] | None = (
+            weights if callable(weights) and not isinstance(weights, Mapping) else None
+        )
         k = len(self.sources)
         self._fixed = (
             None
@@ -124,10 +126,19 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
         self._last: _InterleaveIterator | None = None
 
     def _check_weights(self, values: Any, name: str) -> np.ndarray:
+        if isinstance(values, Mapping):  # {name: share}
+            unknown = sorted(set(map(str, values)) - set(self.names))
+            missing = [n for n in self.names if n not in values]
+            if unknown or missing:
+                raise ValueError(
+                    f"`{name}` by name must give every source {self.names} a share; unknown {unknown}, "
+                    f"missing {missing}"
+                )
+            values = [values[n] for n in self.names]
         w = check_probabilities(values, name)
         if w.shape != (len(self.sources),):
             raise ValueError(f"`{name}` must have one share per source ({len(self.sources)}), got {w.shape[0]}")
-        return w
+        return w / w.sum()  # exactly 1: the tolerance of the check must not feed a share-0 source
 
     def weights_at(self, epoch: int) -> np.ndarray:
         """The shares of ``epoch`` (float64, summing to 1)."""
@@ -149,8 +160,13 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
         return random_choices(iterator._cumulative, iterator._key, 0, check_int(count, "count", minimum=0))
 
     def set_epoch(self, epoch: int) -> None:
-        """Use the choices (and scheduled shares) of ``epoch`` from the next iteration on."""
+        """Use the choices (and scheduled shares) of ``epoch`` from the next iteration on.
+
+        A loaded state of another epoch is dropped: that epoch is over (or abandoned).
+        """
         self.epoch = check_int(epoch, "epoch", minimum=0)
+        if self._pending is not None and self._pending.get("epoch") != self.epoch:
+            self._pending = None
 
     def _part(self) -> Part:
         info = get_worker_info()
@@ -166,11 +182,19 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
         return iterator
 
     def settings(self) -> dict[str, Any]:
-        """The settings a saved state must match."""
-        return {"seed": self.seed, "mode": self.mode, "stopping": self.stopping, "num_sources": len(self.sources)}
+        """The settings a saved state must match (the sources by name and kind among them)."""
+        kinds = [f"{n}:{type(getattr(s, 'source', s)).__name__}" for n, s in zip(self.names, self.sources, strict=True)]
+        return {"seed": self.seed, "mode": self.mode, "stopping": self.stopping, "sources": kinds}
 
     def state_dict(self) -> dict[str, Any]:
-        """The epoch and the position of the latest iterator in this process, if any (NOTE [ Stream resume ])."""
+        """The epoch and the position of the latest iterator in this process (NOTE [ Stream resume ]).
+
+        Right after :meth:`load_state_dict`, before iterating, the loaded position. ``iterator`` is None
+        when this process has not iterated (with DataLoader workers, the workers iterate: use
+        torchdata's ``StatefulDataLoader``, which asks them).
+        """
+        if self._pending is not None:
+            return {"epoch": self.epoch, "iterator": dict(self._pending)}
         return {"epoch": self.epoch, "iterator": None if self._last is None else self._last.state_dict()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -180,8 +204,11 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
                 "`state_dict` must hold 'epoch' and 'iterator' (a WeightedInterleaveDataset state), "
                 f"got {show(state_dict)}"
             )
-        self.epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
-        self._pending = None if state_dict["iterator"] is None else dict(state_dict["iterator"])
+        epoch = check_int(state_dict["epoch"], "state_dict['epoch']", minimum=0)
+        saved = state_dict["iterator"]
+        if saved is not None and not isinstance(saved, Mapping):
+            raise ValueError(f"`state_dict['iterator']` must be an iterator state or None, got {show(saved)}")
+        self.epoch, self._pending = epoch, None if saved is None else dict(saved)
 
     def __repr__(self) -> str:
         return f"WeightedInterleaveDataset({self.names}, mode={self.mode!r}, stopping={self.stopping!r})"
@@ -195,7 +222,7 @@ class _InterleaveIterator:
         self.weights = dataset.weights_at(epoch)
         k = self.weights.shape[0]
         self._cumulative = np.cumsum(self.weights)
-        self._cumulative[-1] = 1.0
+        self._cumulative[int(np.flatnonzero(self.weights > 0)[-1]) :] = 1.0  # no draw lands on a trailing share 0
         self._key = derive_key(dataset.seed, epoch, part.index, part.count)
         self.step = 0  # samples yielded
         self.passes = [0] * k
@@ -235,7 +262,8 @@ class _InterleaveIterator:
             sample = next(self._cursor(i))
         except StopIteration:
             self.exhausted[i] = True
-            if self.ds.stopping == "first_exhausted" or (self.ds.stopping == "all_exhausted" and all(self.exhausted)):
+            everyone = all(e or w == 0 for e, w in zip(self.exhausted, self.weights, strict=True))  # 0: never read
+            if self.ds.stopping == "first_exhausted" or (self.ds.stopping == "all_exhausted" and everyone):
                 self.done = True
                 self._used -= 1  # the choice was not used: a saved state sees it again (and stops)
                 raise StopIteration from None
@@ -284,12 +312,22 @@ class _InterleaveIterator:
         }
         keys = ("step", "passes", "exhausted", "done", "counts", "cursors")
         check_saved_settings(state, expected, "WeightedInterleaveDataset iterator", extra=keys)
-        self.step = check_int(state["step"], "state_dict['step']", minimum=0)
-        self.passes = [int(p) for p in state["passes"]]
-        self.exhausted = [bool(e) for e in state["exhausted"]]
-        self.done = bool(state["done"])
-        self._cursors = [None] * len(self.passes)
-        self._saved = [None if c is None else dict(c) for c in state["cursors"]]
+        k = len(self.passes)
+        step = check_int(state["step"], "state_dict['step']", minimum=0)
+        lists = {key: state[key] for key in ("passes", "exhausted", "cursors")}
+        for key, value in lists.items():
+            if not isinstance(value, list) or len(value) != k:
+                raise ValueError(f"`state_dict['{key}']` must list one entry per source ({k}), got {show(value)}")
+        passes = [check_int(p, "state_dict['passes']", minimum=0) for p in lists["passes"]]
+        if not all(isinstance(c, Mapping) or c is None for c in lists["cursors"]):
+            raise ValueError(
+                f"`state_dict['cursors']` must hold positions (mappings) or None, got {show(lists['cursors'])}"
+            )
+        exact = None if self._exact is None else ExactStream(self.weights, state["counts"])
+        self.step, self.passes, self.done = step, passes, bool(state["done"])
+        self.exhausted = [bool(e) for e in lists["exhausted"]]
+        self._cursors = [None] * k
+        self._saved = [None if c is None else dict(c) for c in lists["cursors"]]
         self._block, self._used = [], 0
-        if self._exact is not None:
-            self._exact = ExactStream(self.weights, state["counts"])
+        if exact is not None:
+            self._exact = exact
