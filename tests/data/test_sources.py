@@ -77,7 +77,8 @@ def test_other_strategies(strategy, cls):
         (
             lambda d: d.update(mixing_strategy="greedy"),
             ConfigError,
-            r"`data.mixing_strategy`: Input should be 'weighted', 'stratified', 'uniform' or 'adaptive' \(got 'greedy'\)",
+            r"`data.mixing_strategy`: Input should be 'weighted', 'stratified', 'uniform' or 'adaptive' "
+            r"\(got 'greedy'\)",
         ),
         (
             lambda d: d.update(mixing_mode="exactly"),

@@ -621,3 +621,68 @@ def test_mixture_shares_logged_to_a_local_mlflow_store(tmp_path):
     history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "shares/code")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([e["shares"][1] for e in mixture.history[1:]])
+
+
+@pytest.mark.slow
+def test_pipeline_datamodule_keeps_an_adaptive_mixture_in_the_checkpoint(tmp_path):
+    """An adaptive pipeline served by PipelineDataModule: the mixture rides in the checkpoint with the sampler,
+    so a run resumed mid-epoch trains on the same batches and reaches the same shares."""
+    import lightning.pytorch as pl
+
+    from mixweave.integrations.lightning import PipelineDataModule
+    from mixweave.pipeline import from_config
+
+    np.save(tmp_path / "a.npy", np.arange(60))
+    np.save(tmp_path / "b.npy", np.arange(1000, 1030))
+    config = {
+        "root": str(tmp_path),
+        "sources": [{"name": n, "type": "npy", "fields": {"i": f"{n}.npy"}} for n in ("a", "b")],
+        "mixing": {"strategy": "adaptive", "learning_rate": 0.2, "segment_size": 10},
+        "loader": {"batch_size": 10},
+    }
+
+    class Module(pl.LightningModule):
+        def __init__(self, seen, mixture):
+            super().__init__()
+            self.layer, self.seen, self.mixture = torch.nn.Linear(1, 1), seen, mixture
+
+        def training_step(self, batch, _):
+            source, (i,) = batch
+            self.seen.append(i.tolist())
+            losses = torch.where(source == 1, 3.0, 0.5)  # source b's loss stays high
+            self.mixture.observe(source, losses)
+            return self.layer(i.float()[:, None]).mean() * 0
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    class CrashAtStep7(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 7:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise _Crash
+
+    def run(seen, callbacks=(), ckpt_path=None):
+        dm = PipelineDataModule(from_config(config))
+        module = Module(seen, dm.pipeline.mixture)
+        _fit(
+            tmp_path,
+            module,
+            callbacks=list(callbacks),
+            datamodule=dm,
+            max_epochs=2,
+            ckpt_path=ckpt_path,
+            use_distributed_sampler=False,
+        )
+        return dm.pipeline.mixture
+
+    clean: list[list[int]] = []
+    mixture = run(clean)
+    assert mixture.probabilities()[1] > 0.55  # the shares did move (from 0.5)
+    first: list[list[int]] = []
+    with pytest.raises(_Crash):
+        run(first, [CrashAtStep7()])
+    second: list[list[int]] = []
+    resumed = run(second, ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert first + second == clean
+    assert resumed.history == mixture.history

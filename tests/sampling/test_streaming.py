@@ -419,7 +419,7 @@ def test_corrupt_shards_name_their_file(tmp_path):
     with pytest.raises(ValueError, match=r"bad.jsonl: JSONDecodeError"):
         list(ShardedSource(str(tmp_path / "bad.jsonl")))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ValueError, match="objects.npy"):
+    with pytest.raises(ValueError, match=r"objects\.npy"):
         list(ShardedSource(str(tmp_path / "objects.npy")))  # never unpickled
 
 

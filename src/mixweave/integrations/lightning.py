@@ -270,7 +270,8 @@ class PipelineDataModule(pl.LightningDataModule):
     restores on ``trainer.fit(..., ckpt_path=...)`` -- holds the sampler's
     position (counted in samples that reached a training step, so batches
     prefetched by workers are not lost), its epoch, and the curriculum state of
-    a curriculum or joint sampler. A resumed run trains on exactly the rest of
+    a curriculum or joint sampler, and the :class:`~mixweave.AdaptiveMixture` of
+    an adaptive pipeline. A resumed run trains on exactly the rest of
     the interrupted epoch, then on the following epochs as if never
     interrupted, on the same or another number of devices. Give the trainer
     ``use_distributed_sampler=False``: the sampler shards itself.
@@ -316,11 +317,17 @@ class PipelineDataModule(pl.LightningDataModule):
         state: dict[str, Any] = {"sampler": self.position.state_dict()}
         if self.pipeline.curriculum_state is not None:
             state["curriculum"] = self.pipeline.curriculum_state.state_dict()
+        mixture = getattr(self.pipeline, "mixture", None)
+        if mixture is not None:  # strategy adaptive: the shares, their history and the segment log
+            state["mixture"] = mixture.state_dict()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "curriculum" in state_dict and self.pipeline.curriculum_state is not None:  # first: it sets the weights
             self.pipeline.curriculum_state.load_state_dict(state_dict["curriculum"])
+        mixture = getattr(self.pipeline, "mixture", None)
+        if "mixture" in state_dict and mixture is not None:
+            mixture.load_state_dict(state_dict["mixture"])
         self.pipeline.sampler.load_state_dict(state_dict["sampler"])
 
 
