@@ -112,7 +112,18 @@ class CurriculumCallback(pl.Callback):
         self.history = [(int(e), str(p)) for e, p in state_dict.get("history", [])]
 
 
-class SamplerCheckpoint(pl.Callback):
+class _KeyedCallback(pl.Callback):
+    """A callback whose state sits in a checkpoint under a key the user may choose (two of a kind in one run)."""
+
+    def __init__(self, state_key: str) -> None:
+        self._state_key = str(state_key)
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+
+class SamplerCheckpoint(_KeyedCallback):
     """Keep a mixweave sampler's position in Lightning's checkpoints, for any number of ranks.
 
     ``state_dict`` (which Lightning calls when it writes a checkpoint) is
@@ -138,13 +149,9 @@ class SamplerCheckpoint(pl.Callback):
     """
 
     def __init__(self, sampler: Any, *, state_key: str = "mixweave_sampler") -> None:
+        super().__init__(state_key)
         self.position = _TrainedPosition(sampler)
         self.sampler = sampler
-        self._state_key = str(state_key)
-
-    @property
-    def state_key(self) -> str:
-        return self._state_key
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
@@ -158,7 +165,7 @@ class SamplerCheckpoint(pl.Callback):
         self.sampler.load_state_dict(state_dict)
 
 
-class AdaptiveMixingCallback(pl.Callback):
+class AdaptiveMixingCallback(_KeyedCallback):
     """Feed each training step's per-sample losses to an :class:`~mixweave.sampling.adaptive.AdaptiveMixture`.
 
     ``training_step`` returns a dict with the loss to optimise and two more
@@ -198,14 +205,10 @@ class AdaptiveMixingCallback(pl.Callback):
     ) -> None:
         if not isinstance(mixture, AdaptiveMixture):
             raise TypeError(f"`mixture` must be an AdaptiveMixture, got {type(mixture).__name__}")
+        super().__init__(state_key)
         self.mixture = mixture
         self.losses_key, self.groups_key = str(losses_key), str(groups_key)
         self.log_prefix = log_prefix
-        self._state_key = str(state_key)
-
-    @property
-    def state_key(self) -> str:
-        return self._state_key
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
