@@ -228,7 +228,14 @@ def test_prefill_and_clear_cache(built):
     ds = ClusterLabeledDataset(path, cache_size=10)
     assert ds.get_cache_stats()["hit_rate"] == 0.0
     ds.prefill_cache(range(30))  # only the last 10 stay
-    assert ds.get_cache_stats() == {"hits": 0, "misses": 0, "hit_rate": 0.0, "size": 10, "capacity": 10}
+    assert ds.get_cache_stats() == {
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": 0.0,
+        "size": 10,
+        "capacity": 10,
+        "bypassed": False,
+    }
     ds.__getitems__(list(range(20, 30)))
     assert ds.get_cache_stats()["hits"] == 10
     ds[0]
@@ -238,12 +245,39 @@ def test_prefill_and_clear_cache(built):
     assert ds.get_cache_stats()["misses"] == 2 and ds.get_cache_stats()["size"] == 1
 
 
+def test_the_cache_steps_aside_when_reads_rarely_hit_and_comes_back_when_they_do(built):
+    path, data, _ = built
+    base = data["base_embeddings"]
+    ds = ClusterLabeledDataset(path, cache_size=1)
+    rng = np.random.default_rng(0)
+    window = ds._cache.WINDOW
+    for _ in range(2 * window // 20):  # random batches over N = 40 rows (about 20 distinct each), room for 1
+        batch = rng.integers(0, N, 32)
+        got = ds.__getitems__(batch.tolist())
+        assert np.array_equal(torch.stack([s[0] for s in got]).numpy(), base[batch])
+    assert ds.get_cache_stats()["bypassed"]
+    counted = ds.get_cache_stats()["hits"] + ds.get_cache_stats()["misses"]
+    for i in rng.integers(0, N, 64).tolist():  # per item, while bypassed: still right, mostly not counted
+        assert np.array_equal(ds[i][0].numpy(), base[i])
+    assert ds.get_cache_stats()["hits"] + ds.get_cache_stats()["misses"] - counted == 64 // ds._cache.PROBE
+    for _ in range(ds._cache.PROBE * (window // 2 + 1)):  # now the same two rows again and again
+        ds.__getitems__([3, 5])
+    assert not ds.get_cache_stats()["bypassed"]  # the probes saw the hits: the cache is back
+
+
 def test_cache_disabled(built):
     path, _, _ = built
     ds = ClusterLabeledDataset(path, cache_size=0)
     ds[1], ds[1]
     ds.prefill_cache([1, 2])
-    assert ds.get_cache_stats() == {"hits": 0, "misses": 0, "hit_rate": 0.0, "size": 0, "capacity": 0}
+    assert ds.get_cache_stats() == {
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": 0.0,
+        "size": 0,
+        "capacity": 0,
+        "bypassed": False,
+    }
 
 
 # -- stores written by other tools -----------------------------------------------------------------------------

@@ -34,8 +34,18 @@ class SlotCache:
     (allocated on the first insert).
     """
 
+    #: NOTE [ A cache that steps aside ]: reads are counted in windows of WINDOW samples; when fewer
+    #: than LOW of a window's reads hit, the cache is bypassed (reads go straight to storage and are
+    #: not kept) except for one read call in PROBE, which keeps measuring. When a probe window's hit
+    #: rate comes back above LOW, the cache is used again. Random reads over a store much larger than
+    #: the cache then cost what cache_size=0 costs; repeated reads still find their rows.
+    WINDOW, LOW, PROBE = 2048, 0.05, 16
+
     def __init__(self, capacity: int, size: int) -> None:
         self.capacity = capacity
+        self.bypassed = False
+        self._window = [0, 0]  # hits, reads of the current window
+        self._calls = 0
         self.size = size
         self.lock = threading.Lock()
         self.hits = self.misses = 0
@@ -47,6 +57,24 @@ class SlotCache:
         self.keys = np.full(capacity, -1, dtype=np.int64)
         self.used = np.zeros(capacity, dtype=np.int64)
         self.tick = 0
+
+    def use(self) -> bool:
+        """Whether this read call goes through the cache (NOTE [ A cache that steps aside ])."""
+        if not self.bypassed:
+            return True
+        self._calls += 1
+        return self._calls % self.PROBE == 0
+
+    def _count(self, hits: int, reads: int) -> None:
+        """Count a read in the current window; at its end, decide whether to step aside (under the lock)."""
+        self.hits += hits
+        self.misses += reads - hits
+        window = self._window
+        window[0] += hits
+        window[1] += reads
+        if window[1] >= self.WINDOW:
+            self.bypassed = window[0] < self.LOW * window[1]
+            window[0] = window[1] = 0
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Which of ``keys`` are cached (a snapshot; :meth:`lookup` decides under the lock)."""
@@ -67,9 +95,9 @@ class SlotCache:
         with self.lock:
             slot = -1 if self.slot_of is None else int(self.slot_of[key])
             if slot < 0:
-                self.misses += 1
+                self._count(0, 1)
                 return None, self.generation
-            self.hits += 1
+            self._count(1, 1)
             self.tick += 1
             self.used[slot] = self.tick
             return [a[slot].copy() for a in self.arrays], self.generation
@@ -80,7 +108,10 @@ class SlotCache:
             return [a.shape[1:] for a in self.arrays]
 
     def stats(self) -> dict[str, Any]:
-        """``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size`` and ``capacity``."""
+        """``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size``, ``capacity`` and ``bypassed``.
+
+        Reads made while the cache stepped aside are not counted (NOTE [ A cache that steps aside ]).
+        """
         with self.lock:
             total = self.hits + self.misses
             return {
@@ -89,6 +120,7 @@ class SlotCache:
                 "hit_rate": self.hits / total if total else 0.0,
                 "size": self.count,
                 "capacity": self.capacity,
+                "bypassed": self.bypassed,
             }
 
     def lookup(self, keys: np.ndarray, out: list[np.ndarray], meta: list[Any] | None) -> np.ndarray:
@@ -97,8 +129,7 @@ class SlotCache:
             found = self.slot_of[keys] if self.slot_of is not None else np.full(keys.shape, -1, dtype=np.int32)
             hit = found >= 0
             n_hit = int(hit.sum())
-            self.hits += n_hit
-            self.misses += keys.size - n_hit
+            self._count(n_hit, keys.size)
             if n_hit:
                 where = np.flatnonzero(hit)
                 slots = found[where]
@@ -175,8 +206,7 @@ class SlotCache:
             slots = slot_of[keys].astype(np.int64)
             new = slots < 0
             n_new = int(new.sum())
-            self.hits += keys.size - n_new
-            self.misses += n_new
+            self._count(keys.size - n_new, keys.size)
             self.tick += 1
             self.used[slots[~new]] = self.tick  # this batch's hits: most recently used, not to be evicted
             if not n_new or not self.capacity or generation != self.generation:

@@ -288,7 +288,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         i %= self._size
         con = self._con()
         generation = 0
-        if self.cache_size:  # the one-sample path of __getitems__, without its array bookkeeping
+        cached_path = bool(self.cache_size) and self._cache.use()
+        if cached_path:  # the one-sample path of __getitems__, without its array bookkeeping
             if i in self._cache:  # about to serve from the cache: first make sure no one committed since
                 self._handles.refresh()
             cached, generation = self._cache.get_one(i)
@@ -302,7 +303,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         emb = int(self._layout.embedding_index(i))
         maps = self._embeddings()
         arrays = [maps["base"][emb].copy(), maps["steering"][emb].copy(), label]
-        if self.cache_size:
+        if cached_path:
             self._cache.insert_one(i, arrays, generation)
         return tuple(torch.from_numpy(a) for a in arrays)
 
@@ -315,7 +316,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         the store or the cache.
         """
         idx = self._layout.positions(indices)
-        if not self.cache_size:
+        if not self.cache_size or not self._cache.use():  # no cache, or one that stepped aside
             unique, order = np.unique(idx, return_inverse=True)
             return self._batch(*self._read(unique, order))  # embeddings read straight into batch order
         # Without repeated indices work in the batch's own order: nothing to reorder at the end.
@@ -465,7 +466,8 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
 
     # -- cache ------------------------------------------------------------------
     def get_cache_stats(self) -> dict[str, Any]:
-        """This process's cache: ``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size``, ``capacity``."""
+        """This process's cache: ``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size``, ``capacity``,
+        and ``bypassed`` (the cache stepped aside: NOTE [ A cache that steps aside ] in :mod:`.cache`)."""
         return self._cache.stats()
 
     def prefill_cache(self, indices: Iterable[int]) -> None:
