@@ -36,6 +36,8 @@ def test_exp3_rewards_match_a_loop_over_samples():
     counts = np.bincount(ids, minlength=4)
     assert np.allclose(exp3_rewards(sums, counts, shares), slow, rtol=1e-12)
     assert exp3_rewards(np.zeros(4), np.zeros(4), shares).tolist() == [0.0] * 4  # an empty window rewards nothing
+    one = exp3_rewards(np.array([0.0, 2.0, 0.0, 0.0]), np.array([0, 1, 0, 0]), shares)
+    assert one.tolist() == [0.0, 2.0 / 0.2, 0.0, 0.0]  # a window of one sample: its loss over its share
 
 
 def test_exp3_reward_is_an_unbiased_estimate_of_each_groups_mean_loss():
@@ -61,3 +63,6 @@ def test_doremi_excess_matches_a_loop_and_clips_at_zero():
     reference = np.array([1.0, 1.0, 1.0, 1.0])
     slow = [max(s / n - r, 0.0) if n > 0 else 0.0 for s, n, r in zip(sums, counts, reference, strict=True)]
     assert doremi_excess(sums, counts, reference).tolist() == slow == [0.5, 0.0, 0.0, 4.0]
+    # a negative reference (a better-than-zero loss, say a log-likelihood) and a group with no sample
+    negative = doremi_excess(np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([-0.5, -0.5]))
+    assert negative.tolist() == [1.5, 0.0]

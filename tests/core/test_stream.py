@@ -64,3 +64,25 @@ def test_random_choices_follow_the_weights_chi_square():
 def test_exact_stream_counts_must_match_the_sources():
     with pytest.raises(ValueError, match=r"`counts` must have one entry per source \(2\), got 3"):
         ExactStream(np.array([0.5, 0.5]), counts=[0, 0, 0])
+    with pytest.raises(ValueError, match=r"`counts` must be an int >= 0, got -1"):
+        ExactStream(np.array([0.5, 0.5]), counts=[0, -1])
+
+
+def _slow_exact(weights, n):
+    """The rule written out: the earliest deadline among the sources behind their share, else the furthest behind."""
+    counts, out = [0] * len(weights), []
+    for t in range(1, n + 1):
+        behind = [i for i, w in enumerate(weights) if counts[i] < w * t]
+        if behind:
+            pick = min(behind, key=lambda i: ((counts[i] + 1) / weights[i], i))
+        else:
+            pick = max(range(len(weights)), key=lambda i: (weights[i] * t - counts[i], -i))
+        counts[pick] += 1
+        out.append(pick)
+    return out
+
+
+@pytest.mark.parametrize("weights", [[0.5, 0.25, 0.25], [0.7, 0.0, 0.3], [0.3, 0.3]])
+def test_exact_stream_matches_the_rule_written_out(weights):
+    # [0.3, 0.3] sums to 0.6: no source is ever behind at some steps, and the furthest-behind fallback decides
+    assert ExactStream(np.array(weights)).take(60).tolist() == _slow_exact(weights, 60)

@@ -80,7 +80,6 @@ def exp3_rewards(loss_sums: np.ndarray, counts: np.ndarray, shares: np.ndarray) 
 
 def doremi_excess(loss_sums: np.ndarray, counts: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """DoReMi's clipped excess loss of each group: ``max(mean loss - reference, 0)``, 0 where ``n_i = 0``."""
-    means = np.divide(loss_sums, counts, out=np.zeros(loss_sums.shape[0]), where=counts > 0)
-    excess = np.maximum(means - reference, 0.0)
-    excess[counts <= 0] = 0.0
-    return excess
+    seen = counts > 0
+    means = np.divide(loss_sums, counts, out=np.zeros(loss_sums.shape[0]), where=seen)
+    return np.where(seen, np.maximum(means - reference, 0.0), 0.0)

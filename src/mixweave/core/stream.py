@@ -33,11 +33,11 @@ __all__ = ["ExactStream", "random_choices"]
 def random_choices(cumulative: np.ndarray, key: int, start: int, count: int) -> np.ndarray:
     """Sources of positions ``start .. start + count - 1``, i.i.d. with ``P(i) = w_i``.
 
-    ``cumulative`` is ``cumsum(w)`` with its last entry 1. Position ``p``
+    ``cumulative`` is ``cumsum(w)`` with its last entry exactly 1. Position ``p``
     reads uniform ``p`` of ``key``, so any range can be computed on its own.
     """
     u = uniform(key, np.arange(start, start + count, dtype=np.int64))
-    return np.minimum(np.searchsorted(cumulative, u, side="right"), cumulative.shape[0] - 1)
+    return np.searchsorted(cumulative, u, side="right")  # u < 1 = cumulative[-1]: always a source
 
 
 class ExactStream:
@@ -63,8 +63,8 @@ class ExactStream:
         for j in range(n):  # one step per position: the choice depends on every choice before it
             t += 1
             best, deadline = -1, float("inf")
-            for i in sources:
-                if w[i] > 0 and c[i] < w[i] * t and (c[i] + 1) / w[i] < deadline:
+            for i in sources:  # (a share 0 is never behind: c[i] < 0 is false, and w[i] is never divided by)
+                if c[i] < w[i] * t and (c[i] + 1) / w[i] < deadline:
                     best, deadline = i, (c[i] + 1) / w[i]
             if best < 0:  # rounding left no source behind its share: the one furthest behind
                 best = max(sources, key=lambda i: w[i] * t - c[i])
