@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from mixweave import ShardedSource, WeightedInterleaveDataset, WeightSchedule
 from mixweave.sampling import IterableSource, read_tar
+from mixweave.sampling.stream_sources import Part
 
 StatefulDataLoader = pytest.importorskip("torchdata.stateful_dataloader").StatefulDataLoader
 
@@ -446,3 +447,33 @@ def test_malformed_saved_states_are_refused_by_name():
         iter(other)
     with pytest.raises(ValueError, match=r"`state_dict\['iterator'\]` must be an iterator state or None"):
         other.load_state_dict({"epoch": 0, "iterator": 5})
+
+
+@pytest.mark.parametrize("mode", ["random", "exact"])
+def test_choices_are_the_sources_the_iterator_reads(mode):
+    ds = WeightedInterleaveDataset(
+        [range(10**6), range(10**7, 10**7 + 10**6)], [0.3, 0.7], mode=mode, with_source=True, seed=4
+    )
+    ds.set_epoch(2)
+    it = iter(ds)
+    read = [next(it)[0] for _ in range(3000)]
+    assert ds.choices(2, 3000).tolist() == read
+    part = Part(1, 2, 1, 3)  # rank 1 of 2, worker 1 of 3: random mode draws its own stream of choices
+    other = ds.choices(2, 500, part).tolist()
+    assert (other == read[:500]) == (mode == "exact")  # the exact order is the same in every part
+
+
+@pytest.mark.parametrize(("n_files", "parts"), [(6, 2), (2, 3)])  # split by file; by sample (fewer files)
+def test_a_sharded_source_reopened_at_any_saved_position_continues_exactly(tmp_path, n_files, parts):
+    source = ShardedSource(_jsonl_shards(tmp_path, "s", n_files, 7))
+    for index in range(parts):
+        part = Part(0, 1, index, parts)
+        whole = list(source.open(part))
+        assert whole  # every part gets samples
+        for stop in range(len(whole) + 1):
+            cursor = source.open(part)
+            head = [next(cursor) for _ in range(stop)]
+            state = json.loads(json.dumps(cursor.state()))
+            assert head + list(source.open(part, state)) == whole, (index, stop)
+    union = [s["id"] for index in range(parts) for s in source.open(Part(0, 1, index, parts))]
+    assert sorted(union) == list(range(n_files * 7))  # disjoint parts that cover every sample
