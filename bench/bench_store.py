@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,8 +33,9 @@ N, D, C, BATCH = 50_000, 384, 50, 256
 def _rounds(fns: dict[str, Callable[[np.ndarray], Any]], rng: np.random.Generator, rounds: int = 7, k: int = 50):
     """Seconds per call of each function, best of ``rounds`` interleaved rounds of ``k`` random batches."""
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    for r in range(rounds):
+        order = list(fns.items())
+        for name, fn in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
             batches = [rng.integers(0, N, BATCH) for _ in range(k)]
             fn(batches[0])
             t0 = time.perf_counter()
@@ -41,6 +43,25 @@ def _rounds(fns: dict[str, Callable[[np.ndarray], Any]], rng: np.random.Generato
                 fn(idx)
             best[name] = min(best[name], (time.perf_counter() - t0) / k)
     return best
+
+
+def _per_item_ratio(path: str, base: Any, steering: Any, rng: np.random.Generator) -> float:
+    """Items/s of ``ds[i]`` (a fresh store, default cache) over items/s of the same reads in plain numpy."""
+    reader = ClusterLabeledDataset(path)
+    labels = reader.label_matrix("combined")
+    items = rng.integers(0, N, 5000).tolist()
+    ours = raw = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in items:
+            reader[i]
+        ours = min(ours, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for i in items:
+            (base[i].copy(), steering[i].copy(), labels[i].copy())
+        raw = min(raw, time.perf_counter() - t0)
+    reader.close()
+    return raw / ours
 
 
 def _anon_rss_mib() -> float:
@@ -106,57 +127,45 @@ def _run(path: str) -> list[Row]:
         ("collated", "cache_size=0, + collate_with_metadata"),
     ):
         ratio = t["raw"] / t[name]
+        target = 0.6 if name == "default_cache" else 0.4
         rows.append(
             Row(
                 f"__getitems__ of {BATCH} random rows, embeddings + combined label, {label}",
                 rate(t[name]),
                 f"raw numpy fancy indexing of both memmaps: {rate(t['raw'])}",
                 f"{ratio:.2f}x",
-                ">= 0.4x",
-                ratio >= 0.4,
+                f">= {target}x",
+                ratio >= target,
             )
         )
+    # the issue's lines, as the median (and best) of 3 repeats of the interleaved rounds
+    ratios = {"default_vs_none": [], "per_item": []}
+    for _ in range(3):
+        again = _rounds({"no_cache": cold.__getitems__, "default_cache": default.__getitems__}, rng)
+        ratios["default_vs_none"].append(again["no_cache"] / again["default_cache"])
+        ratios["per_item"].append(_per_item_ratio(path, base, steering, rng))
+    med, best = statistics.median(ratios["default_vs_none"]), max(ratios["default_vs_none"])
     rows.append(
         Row(
-            f"DataLoader path with torch's default_collate, {BATCH} rows",
-            rate(t["default_collate"]),
-            f"raw fancy indexing + torch.from_numpy: {rate(t['raw_tensors'])}",
-            f"{t['raw_tensors'] / t['default_collate']:.2f}x",
-            "(reference only)",
-            True,
+            f"__getitems__ of {BATCH} random rows: default cache vs cache_size=0 (median of 3, best beside)",
+            f"{med:.2f}x the speed of cache_size=0 (best {best:.2f}x)",
+            "cache_size=0",
+            f"{med:.2f}x",
+            ">= 1x (never slower)",
+            med >= 1.0,
         )
     )
+    med, best = statistics.median(ratios["per_item"]), max(ratios["per_item"])
     rows.append(
         Row(
-            f"the label lookup alone: one SQLite query for {BATCH} random rows",
-            rate(t["sqlite_labels"]),
-            f"raw numpy fancy indexing of both memmaps: {rate(t['raw'])}",
-            f"{t['raw'] / t['sqlite_labels']:.2f}x",
-            "(the ceiling of the row above)",
-            True,
+            "per-item ds[i], random i, default cache, vs the same row read item by item in plain numpy",
+            f"{med:.2f}x its speed (best {best:.2f}x)",
+            "base[i].copy(), steering[i].copy(), labels[i].copy() from the memmaps and a label array",
+            f"{med:.2f}x",
+            ">= 0.5x",
+            med >= 0.5,
         )
     )
-
-    best_rate = 0.0
-    reader = ClusterLabeledDataset(path)  # cold: nothing read yet; random indices over 50k rarely hit
-    for _ in range(5):
-        items = rng.integers(0, N, 5000).tolist()
-        t0 = time.perf_counter()
-        for i in items:
-            reader[i]
-        best_rate = max(best_rate, len(items) / (time.perf_counter() - t0))
-    stats = reader.get_cache_stats()
-    rows.append(
-        Row(
-            "per-item ds[i], random i, cold cache (cache_size=1000)",
-            f"{best_rate / 1e3:.0f} k items/s (hit rate {100 * stats['hit_rate']:.1f}%)",
-            "",
-            "",
-            ">= 100 k items/s",
-            best_rate >= 100e3,
-        )
-    )
-
     fresh = ClusterLabeledDataset(path)
     before = _anon_rss_mib()
     for _ in range(200):
@@ -173,6 +182,6 @@ def _run(path: str) -> list[Row]:
             grown < 0.5 * array_mib,
         )
     )
-    for ds in (cold, default, reader, fresh):
+    for ds in (cold, default, fresh):
         ds.close()
     return rows

@@ -245,7 +245,10 @@ def test_prefill_and_clear_cache(built):
     assert ds.get_cache_stats()["misses"] == 2 and ds.get_cache_stats()["size"] == 1
 
 
-def test_the_cache_steps_aside_when_reads_rarely_hit_and_comes_back_when_they_do(built):
+def test_the_cache_steps_aside_when_reads_rarely_hit_and_comes_back_when_they_do(built, monkeypatch):
+    from mixweave.data.store.cache import SlotCache
+
+    monkeypatch.setattr(SlotCache, "PROBE", 8)  # probe more often than the default 64: a shorter test
     path, data, _ = built
     base = data["base_embeddings"]
     ds = ClusterLabeledDataset(path, cache_size=1)

@@ -36,10 +36,10 @@ class SlotCache:
 
     #: NOTE [ A cache that steps aside ]: reads are counted in windows of WINDOW samples; when fewer
     #: than LOW of a window's reads hit, the cache is bypassed (reads go straight to storage and are
-    #: not kept) except for one read call in PROBE, which keeps measuring. When a probe window's hit
+    #: not kept) except for one read call in PROBE (64), which keeps measuring. When a probe window's hit
     #: rate comes back above LOW, the cache is used again. Random reads over a store much larger than
     #: the cache then cost what cache_size=0 costs; repeated reads still find their rows.
-    WINDOW, LOW, PROBE = 2048, 0.05, 16
+    WINDOW, LOW, PROBE = 2048, 0.05, 64
 
     def __init__(self, capacity: int, size: int) -> None:
         self.capacity = capacity
