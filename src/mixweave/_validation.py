@@ -194,6 +194,25 @@ def check_probabilities(values: Any, name: str, *, tolerance: float = 1e-6) -> n
     return arr
 
 
+def by_name(mapping: Mapping[Any, Any], names: Sequence[str], name: str) -> list[Any]:
+    """The values of ``mapping`` in the order of ``names``, which it must cover exactly.
+
+    Raises:
+        ValueError: naming ``name``, every name, and the unknown and missing ones.
+
+    Example:
+        >>> by_name({"b": 2, "a": 1}, ["a", "b"], "weights")
+        [1, 2]
+    """
+    unknown = sorted(set(map(str, mapping)) - set(names))
+    missing = [n for n in names if n not in mapping]
+    if unknown or missing:
+        raise ValueError(
+            f"`{name}` given by name must name every one of {list(names)}; unknown {unknown}, missing {missing}"
+        )
+    return [mapping[n] for n in names]
+
+
 def check_saved_settings(
     state_dict: Any,
     expected: Mapping[str, Any],

@@ -76,7 +76,8 @@ def test_class_balance_inside_each_source_under_adaptive_shares(tmp_path):
         ({"strategy": "adaptive", "algorithm": "ucb"}, "ucb"),
         (
             {"strategy": "adaptive", "algorithm": "doremi", "reference_losses": {"web": 1}},
-            r"must give a loss to every source \['web', 'code'\]; unknown \[\], missing \['code'\]",
+            r"`reference_losses` given by name must name every one of \['web', 'code'\]; "
+            r"unknown \[\], missing \['code'\]",
         ),
     ],
 )

@@ -279,7 +279,7 @@ def test_failed_loads_leave_everything_as_it_was():
 def test_reference_losses_by_name_and_other_argument_checks():
     m = AdaptiveMixture(2, algorithm="doremi", reference_losses={"code": 0.5, "web": 0.1}, names=["web", "code"])
     assert m.reference_losses.tolist() == [0.1, 0.5]
-    with pytest.raises(ValueError, match=r"given by name must name every group \['web', 'code'\]"):
+    with pytest.raises(ValueError, match=r"`reference_losses` given by name must name every one of \['web', 'code'\]"):
         AdaptiveMixture(2, algorithm="doremi", reference_losses={"web": 0.1}, names=["web", "code"])
     with pytest.raises(TypeError, match="`names` must be a list of 2 names, got str"):
         AdaptiveMixture(2, names="ab")

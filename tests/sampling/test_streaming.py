@@ -405,7 +405,7 @@ def test_weights_by_name_are_normalised_and_a_zero_share_is_never_read():
     assert ds.weights_at(0).sum() == 1.0
     it = iter(ds)
     assert min(next(it) for _ in range(200_000)) >= 0
-    with pytest.raises(ValueError, match=r"by name must give every source \['a', 'b', 'never'\] a share"):
+    with pytest.raises(ValueError, match=r"`weights` given by name must name every one of \['a', 'b', 'never'\]"):
         WeightedInterleaveDataset(sources, {"a": 1.0})
 
 

@@ -252,7 +252,8 @@ class MixtureSpec(_Spec):
         return self
 
 
-def _is_stream(spec: Any) -> bool:
+def is_stream_source(spec: Any) -> bool:
+    """Whether a validated source spec is a stream (``shards``, or ``huggingface`` with ``streaming: true``)."""
     return spec.type == "shards" or (spec.type == "huggingface" and spec.streaming)
 
 
@@ -325,7 +326,7 @@ class PipelineConfig(_Spec):
             raise ValueError("`sampler` needs mixture strategy 'weighted' or 'uniform' (round-robin has no weights)")
         if self.mixture.strategy == "adaptive":
             self._adaptive_fits()
-        if any(_is_stream(s) for s in self.sources):
+        if any(is_stream_source(s) for s in self.sources):
             self._stream_fits()
         elif "stopping" in self.mixture.model_fields_set:
             raise ValueError(

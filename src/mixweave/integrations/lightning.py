@@ -26,6 +26,7 @@ from ..config import CurriculumConfig
 from ..core.curriculum import CurriculumState
 from ..sampling.adaptive import AdaptiveMixture
 from ..sampling.distributed import gather_state
+from ..sampling.hooks import share_metrics_hook
 
 __all__ = ["AdaptiveMixingCallback", "CurriculumCallback", "PipelineDataModule", "SamplerCheckpoint"]
 
@@ -220,10 +221,12 @@ class AdaptiveMixingCallback(_KeyedCallback):
                 f"losses) and {self.groups_key!r} (group ids); got {got}"
             )
         updated = self.mixture.observe(outputs[self.groups_key], outputs[self.losses_key])
-        if updated and self.log_prefix is not None:
-            shares = self.mixture.probabilities()
-            metrics = {f"{self.log_prefix}{n}": float(p) for n, p in zip(self.mixture.names, shares, strict=True)}
-            pl_module.log_dict(metrics, on_step=True, on_epoch=False)  # equal on every rank: no sync needed
+        if updated and self.log_prefix is not None:  # the shares are equal on every rank: no sync needed
+
+            def log(metrics: dict[str, float], step: int) -> None:
+                pl_module.log_dict(metrics, on_step=True, on_epoch=False)
+
+            share_metrics_hook(log, self.log_prefix)(self.mixture)
 
     def state_dict(self) -> dict[str, Any]:
         return self.mixture.state_dict()

@@ -49,6 +49,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from .._validation import check_choice, check_int, check_probabilities, dispatch
 from ..config import ConfigError, MixtureSpec, PipelineConfig
+from ..config.schema import is_stream_source
 from ..core import weights as wm
 from ..core.names import STRATEGIES
 from ..data.store import collate_with_metadata
@@ -308,10 +309,6 @@ def _composed_sampler(
     )
 
 
-def _is_stream(spec: Any) -> bool:
-    return spec.type == "shards" or (spec.type == "huggingface" and spec.streaming)
-
-
 def _stream_dataset(cfg: PipelineConfig, built: list[BuiltSource], **ranks: Any) -> WeightedInterleaveDataset:
     """Stream sources (and map-style ones, read in row order) interleaved with the mixture's shares."""
     mix = cfg.mixture
@@ -336,15 +333,6 @@ def _adaptive_sampler(
     names = [b.name for b in built]
     if len(names) < 2:
         raise ConfigError("strategy 'adaptive' mixes at least 2 sources, got 1", key="mixture.strategy")
-    reference = mix.reference_losses
-    if isinstance(reference, Mapping):
-        unknown, missing = sorted(set(reference) - set(names)), [n for n in names if n not in reference]
-        if unknown or missing:
-            raise ConfigError(
-                f"must give a loss to every source {names}; unknown {unknown}, missing {missing}",
-                key="mixture.reference_losses",
-            )
-        reference = [reference[n] for n in names]
     groups = np.repeat(np.arange(len(built)), sizes)
     within = None
     if cfg.sampler.type != "none":
@@ -359,7 +347,7 @@ def _adaptive_sampler(
             learning_rate=mix.learning_rate,
             floor=mix.floor,
             decay=mix.decay,
-            reference_losses=reference,
+            reference_losses=mix.reference_losses,  # a list, or {name: loss} (the mixture maps it by `names`)
             names=names,
         )
         sampler = AdaptiveSampler(
@@ -422,7 +410,7 @@ def build_pipeline(loaded: LoadedConfig, *, num_replicas: int | None = None, ran
         built = [build_source(spec, i, loaded.root) for i, spec in enumerate(cfg.sources)]
         names = [b.name for b in built]
         datasets = [b.dataset for b in built]
-        if any(_is_stream(spec) for spec in cfg.sources):
+        if any(is_stream_source(spec) for spec in cfg.sources):
             stream = _stream_dataset(cfg, built, num_replicas=num_replicas, rank=rank)
             sources = dict(zip(names, datasets, strict=True))
             empty_offsets = np.zeros(1, dtype=np.int64)

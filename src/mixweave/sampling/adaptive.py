@@ -36,7 +36,17 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
-from .._validation import as_numpy, check_bool, check_choice, check_int, check_real, check_saved_settings, show, warn
+from .._validation import (
+    as_numpy,
+    by_name,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_saved_settings,
+    show,
+    warn,
+)
 from ..core.adaptive import ALGORITHMS, doremi_excess, exp3_rewards, mix_floor, softmax
 from .distributed import all_reduce_sum
 
@@ -118,7 +128,7 @@ class AdaptiveMixture:
                     "(zeros make the raw training loss the excess)"
                 )
             if isinstance(reference_losses, Mapping):
-                reference_losses = self._by_name(reference_losses, "reference_losses")
+                reference_losses = by_name(reference_losses, self.names, "reference_losses")
             self.reference_losses = self._vector(reference_losses, "reference_losses")
         elif reference_losses is not None:
             raise ValueError("`reference_losses` applies to algorithm='doremi' only, not 'exp3'")
@@ -151,15 +161,6 @@ class AdaptiveMixture:
             allowed = "finite numbers" if minimum is None else f"finite numbers >= {minimum:g}"
             raise ValueError(f"`{name}` must be {self.num_groups} {allowed} (one per group), got {show(values)}")
         return arr
-
-    def _by_name(self, mapping: Mapping[str, Any], name: str) -> list[Any]:
-        unknown = sorted(set(map(str, mapping)) - set(self.names))
-        missing = [n for n in self.names if n not in mapping]
-        if unknown or missing:
-            raise ValueError(
-                f"`{name}` given by name must name every group {self.names}; unknown {unknown}, missing {missing}"
-            )
-        return [mapping[n] for n in self.names]
 
     def _initial(self, values: Any) -> np.ndarray:
         arr = self._vector(values, "initial")

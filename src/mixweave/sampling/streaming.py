@@ -45,7 +45,7 @@ from typing import Any, Final
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._validation import check_bool, check_choice, check_int, check_probabilities, check_saved_settings, show
+from .._validation import by_name, check_bool, check_choice, check_int, check_probabilities, check_saved_settings, show
 from ..core.names import MODES, STOPPING
 from ..core.rng import derive_key
 from ..core.stream import ExactStream, random_choices
@@ -127,14 +127,7 @@ class WeightedInterleaveDataset(IterableDataset[Any]):
 
     def _check_weights(self, values: Any, name: str) -> np.ndarray:
         if isinstance(values, Mapping):  # {name: share}
-            unknown = sorted(set(map(str, values)) - set(self.names))
-            missing = [n for n in self.names if n not in values]
-            if unknown or missing:
-                raise ValueError(
-                    f"`{name}` by name must give every source {self.names} a share; unknown {unknown}, "
-                    f"missing {missing}"
-                )
-            values = [values[n] for n in self.names]
+            values = by_name(values, self.names, name)
         w = check_probabilities(values, name)
         if w.shape != (len(self.sources),):
             raise ValueError(f"`{name}` must have one share per source ({len(self.sources)}), got {w.shape[0]}")
