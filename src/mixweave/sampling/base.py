@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -199,21 +198,9 @@ class PlanSampler(Sampler[int]):
         return itertools.chain.from_iterable(self._chunks(epoch, offset, start, stop))
 
     def _chunks(self, epoch: int, offset: int, start: int, stop: int) -> Iterator[Iterator[int]]:
-        # NOTE [ Drawing ahead ]: while the ints of one chunk are handed out, a thread draws the next
-        # (numpy releases the GIL in the hashing, the table walk and the sorts). The indices do not
-        # change: a chunk is a pure function of (seed, epoch, positions). The first chunk is drawn here,
-        # so the epoch's table is built before any thread reads it.
-        lows = range(start, stop, self.chunk_size)
-
-        def draw(lo: int) -> tuple[int, np.ndarray]:
+        for lo in range(start, stop, self.chunk_size):
             hi = min(lo + self.chunk_size, stop)
-            return hi, self._plan_indices(epoch, self._global_positions(lo, hi, offset))
-
-        ahead: _Ahead | None = None
-        for j, lo in enumerate(lows):
-            hi, indices = draw(lo) if ahead is None else ahead.result()
-            ahead = _Ahead(draw, lows[j + 1]) if j + 1 < len(lows) else None
-            chunk = iter(indices.tolist())
+            chunk = iter(self._plan_indices(epoch, self._global_positions(lo, hi, offset)).tolist())
             self._live = (hi, chunk)  # what is left of `chunk` tells the position (state_dict)
             yield chunk
         self._live = None  # asked for past the last index: the epoch is over
@@ -315,28 +302,6 @@ _HINTS = {
     "weights_crc32": "the weights of the saved epoch differ: other data, alpha, composition mode, schedule or "
     "curriculum phase; restore a curriculum's state before the sampler's"
 }
-
-
-class _Ahead:
-    """``fn(arg)`` computed in a daemon thread; :meth:`result` waits for it (and re-raises what it raised)."""
-
-    def __init__(self, fn: Callable[[int], Any], arg: int) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, arg), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[int], Any], arg: int) -> None:
-        try:
-            self._value = fn(arg)
-        except BaseException as exc:  # handed to the consumer, which raises it where it asked
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class _SavedWorld:
