@@ -166,6 +166,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the docs/testing.md table")
     parser.add_argument("--list-survivors", action="store_true", help="print each counted survivor's name")
+    parser.add_argument(
+        "--list-messages", action="store_true", help="print each message-only survivor (a message no test matches)"
+    )
     args = parser.parse_args()
     statuses = results()
     if not statuses:
@@ -174,6 +177,7 @@ def main() -> int:
     equivalent = equivalents()
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
+    unmatched: dict[str, list[str]] = defaultdict(list)
     for name, status in sorted(statuses.items()):
         module = module_of(name)
         if status in KILLED:
@@ -184,6 +188,7 @@ def main() -> int:
             counts[module]["equivalent"] += 1
         elif status in ("survived", "no tests") and message_only(name, diff_of(name)):
             counts[module]["message"] += 1
+            unmatched[module].append(name)
         else:
             counts[module]["survived" if status == "survived" else "other"] += 1
             survivors[module].append(f"{name} ({status})")
@@ -199,8 +204,10 @@ def main() -> int:
         shown = f"{score:.1f}%{partial}" if counted else "not run"
         row = [*map(str, cells), str(c["unchecked"]), shown]
         print("| " + " | ".join(row) + " |" if args.markdown else "  ".join(row))
-    if args.list_survivors:
-        for module, names in sorted(survivors.items()):
+    listed = [survivors] if args.list_survivors else []
+    listed += [unmatched] if args.list_messages else []
+    for names_of in listed:
+        for module, names in sorted(names_of.items()):
             print(f"\n{module}:")
             for n in names:
                 print(f"  {n}")

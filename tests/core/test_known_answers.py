@@ -161,11 +161,49 @@ def test_interleave_known_answer():
     assert sorted(interleave([3, 0, 2]).tolist()) == [0, 0, 0, 2, 2]
 
 
-def test_permute_depends_on_key_and_is_pinned_to_its_rounds():
+def reference_permute(key: int, n: int, position: int) -> int:
+    """permute() as documented, one Python int at a time: a balanced Feistel network of six rounds on
+    ``2 * half`` bits (``half = ceil(max(2, bit_length(n - 1)) / 2)``), round ``r`` keyed by
+    ``derive_key(key, r)`` and hashing the right half as stream position ``right`` (SplitMix64),
+    applied again while the result is not below ``n`` (cycle walking)."""
+    bits = max(2, (n - 1).bit_length())
+    half = (bits + 1) // 2
+    mask = (1 << half) - 1
+    keys = [reference_key(key, r) for r in range(6)]
+
+    def rounds(x: int) -> int:
+        left, right = x >> half, x & mask
+        for k in keys:
+            left, right = right, left ^ (splitmix64((k + right * GAMMA) & MASK, 1)[0] & mask)
+        return (left << half) | right
+
+    x = rounds(position)
+    while x >= n:
+        x = rounds(x)
+    return x
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 9, 16, 17, 100, 1000])
+@pytest.mark.parametrize("key", [0, 5, 2**64 - 1])
+def test_permute_equals_the_reference_feistel(key, n):
+    got = permute(key, n, np.arange(n))
+    assert got.dtype == np.int64
+    assert got.tolist() == [reference_permute(key, n, i) for i in range(n)]
+    assert sorted(got.tolist()) == list(range(n))
+
+
+def test_permute_depends_on_key_and_keeps_the_shape_of_positions():
     a, b = permute(1, 1000, np.arange(1000)), permute(2, 1000, np.arange(1000))
     assert sorted(a.tolist()) == list(range(1000)) and not np.array_equal(a, b)
-    # position 0 -> its image under six keyed rounds; fixed across versions
-    assert permute(5, 10, np.arange(10)).tolist() == permute(5, 10, np.arange(10)).tolist()
+    grid = permute(3, 10, [[0, 1], [2, 3]])
+    assert grid.shape == (2, 2) and grid.dtype == np.int64
+    assert grid.ravel().tolist() == permute(3, 10, [0, 1, 2, 3]).tolist()
+    one = permute(3, 1, [0, 0, 0])
+    assert one.dtype == np.int64 and one.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match=r"`n` must be an int >= 1, got 0"):
+        permute(3, 0, [])
+    with pytest.raises(ValueError, match=r"`positions` must lie in \[0, 10\), got values in \[-1, 4\]"):
+        permute(3, 10, [4, -1])
 
 
 def test_weighted_permutation_prefix_path_equals_the_full_sort():

@@ -31,3 +31,16 @@ def test_passes_are_independent_streams():
     out = per_pass(0, 50, np.arange(200), lambda pk, j: permute(pk, 50, j))
     passes = out.reshape(4, 50)
     assert len({tuple(p) for p in passes.tolist()}) == 4  # four different orders (equal by chance: 4/50! odds)
+
+
+def test_per_pass_edges_keep_int64():
+    def narrow(key, offsets):  # a permutation that hands back int32
+        return permute(key, 4, offsets).astype(np.int32)
+
+    one = per_pass(9, 4, [2], narrow)
+    assert one.dtype == np.int64 and one.tolist() == [permute(derive_key(9, 0), 4, [2]).item()]
+    two = per_pass(9, 4, [2, 6], narrow)  # two passes
+    assert two.dtype == np.int64
+    assert two.tolist() == [permute(derive_key(9, 0), 4, [2]).item(), permute(derive_key(9, 1), 4, [2]).item()]
+    empty = per_pass(9, 4, np.array([], dtype=np.int64), narrow)
+    assert empty.dtype == np.int64 and empty.shape == (0,)

@@ -91,7 +91,7 @@ class CategoricalTable:
             stop = int(ends[-1])
             self._guide[start:stop] = np.repeat(np.arange(lo, hi), counts)
             start = stop
-        np.minimum(self._guide, self.size - 1, out=self._guide)
+        # every entry is an index below size: the last bound is size * (1 + 1e-12), so the last chunk fills the table
 
     def sample(self, u: np.ndarray) -> np.ndarray:
         """Map uniforms ``u`` in ``[0, 1)`` to indices with ``P(i) = w[i] / sum(w)``.
@@ -251,8 +251,8 @@ def _exact_plan(engine: DrawEngine, key: int, num_samples: int) -> np.ndarray:
     """Group quotas by largest remainder, interleaved; draws by weight inside each group."""
     groups = engine.groups
     assert groups is not None  # DrawEngine checks it for mode="exact"
-    num_groups = int(groups.max()) + 1
-    mass = np.bincount(groups, weights=engine.weights, minlength=num_groups)
+    mass = np.bincount(groups, weights=engine.weights)
+    num_groups = mass.size
     sequence = interleave(largest_remainder(mass, num_samples))
     members_of = grouped(groups, num_groups)
     out = np.empty(num_samples, dtype=np.int64)

@@ -87,24 +87,23 @@ def scaled(weights: np.ndarray) -> np.ndarray:
         >>> bool(scaled(np.array([1.7e308, 1.7e308, 1.0])).sum() < np.inf)
         True
     """
-    top = float(weights.max()) if weights.size else 0.0
+    top = float(weights.max(initial=0.0))  # weights are non-negative: 0 for an empty or all-zero array
     if top == 0.0:
         return weights
     _, exponent = np.frexp(top)
     return weights if exponent == 0 else np.ldexp(weights, -int(exponent))
 
 
-def _group_ids(groups: Any, size: int | None, name: str = "groups") -> tuple[np.ndarray, int]:
-    """Check integer group ids (of length ``size`` when given); return them and the group count."""
+def _group_ids(groups: Any, size: int | None, name: str = "groups") -> np.ndarray:
+    """Check integer group ids (of length ``size`` when given) and return them as ``intp``."""
     ids = np.asarray(groups)
     if ids.ndim != 1 or (size is not None and ids.shape[0] != size):
         raise ValueError(f"`{name}` must have shape ({size},) to match the weights, got {ids.shape}")
-    size = ids.shape[0]
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"`{name}` must hold integer group ids, got dtype {ids.dtype}")
-    if size and ids.min() < 0:
+    if ids.size and ids.min() < 0:
         raise ValueError(f"`{name}` must hold non-negative group ids, got {int(ids.min())}")
-    return ids.astype(np.intp, copy=False), (int(ids.max()) + 1 if size else 0)
+    return ids.astype(np.intp, copy=False)
 
 
 def compose_product(*factors: Any) -> np.ndarray:
@@ -151,11 +150,11 @@ def compose_hierarchical(groups: Any, group_weights: Any, *, within: Any = None)
     """
     shares = normalize(group_weights, name="group_weights")
     if within is None:
-        ids, _ = _group_ids(groups, None)
+        ids = _group_ids(groups, None)
         inner = np.ones(ids.shape[0])
     else:
         inner = check_weights(within, "within", allow_all_zero=True)
-        ids, _ = _group_ids(groups, inner.shape[0])
+        ids = _group_ids(groups, inner.shape[0])
     if ids.size and ids.max() >= shares.size:
         raise ValueError(f"`groups` holds id {int(ids.max())} but `group_weights` has only {shares.size} entries")
     mass = np.bincount(ids, weights=inner, minlength=shares.size)
@@ -165,7 +164,8 @@ def compose_hierarchical(groups: Any, group_weights: Any, *, within: Any = None)
         raise ValueError(
             f"group {g} has weight {shares[g]:.6g} in `group_weights` but no sample with positive weight in it"
         )
-    scale = np.divide(shares, mass, out=np.zeros_like(shares), where=mass > 0)
+    # A group without mass has share 0 (checked above): its scale is 0, not 0/0.
+    scale = shares / np.where(mass > 0, mass, 1.0)
     return inner * scale[ids]
 
 
@@ -189,7 +189,7 @@ def inverse_frequency(labels: Any, *, groups: Any = None) -> np.ndarray:
         raise ValueError("`labels` must not be empty")
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     if groups is not None:
-        gid, _ = _group_ids(groups, ids.size)
+        gid = _group_ids(groups, ids.size)
         key = gid.astype(np.int64) * counts.size + inverse
         _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     return 1.0 / counts[inverse].astype(np.float64)
@@ -276,8 +276,8 @@ def get_sample_weights(
     empty = positives == 0
     counts = hot.sum(axis=0).astype(np.float64)
     n_empty = int(empty.sum())
-    inverse = np.divide(n, counts, out=np.zeros(c), where=counts > 0)
-    empty_weight = n / n_empty if n_empty else 0.0
+    inverse = n / np.where(counts > 0, counts, np.inf)  # a class no row carries weighs 0
+    empty_weight = n / max(n_empty, 1)  # used only when some row has no label
     if class_weights is not None:
         cw = check_weights(class_weights, "class_weights", allow_all_zero=True)
         if cw.size not in (c, c + 1):
@@ -292,7 +292,7 @@ def get_sample_weights(
     else:
         combined = hot.astype(np.float64) @ inverse
         if reduce == "mean":
-            combined = np.divide(combined, positives, out=combined, where=positives > 0)
+            combined /= np.maximum(positives, 1)  # rows without a label are set below
     combined[empty] = empty_weight
     if no_finding_share is not None:
         share = check_real(no_finding_share, "no_finding_share", low=0.0, high=1.0, high_open=True)
@@ -313,8 +313,8 @@ def _set_empty_share(weights: np.ndarray, empty: np.ndarray, share: float) -> No
 def group_shares(weights: Any, groups: Any, *, num_groups: int | None = None) -> np.ndarray:
     """Share of the total weight held by each group, shape ``(G,)``."""
     p = normalize(weights)
-    ids, found = _group_ids(groups, p.shape[0])
-    return np.bincount(ids, weights=p, minlength=max(found, num_groups or 0))
+    ids = _group_ids(groups, p.shape[0])
+    return np.bincount(ids, weights=p, minlength=num_groups or 0)
 
 
 def fingerprint(weights: Any) -> int:
@@ -401,7 +401,7 @@ def task_weights(targets: Any, alpha: float) -> np.ndarray:
     rows get 0. Drawing rows by these weights is exactly the two-step law.
     """
     p, counts = task_probabilities(targets, alpha)
-    per_label = np.divide(p, counts, out=np.zeros_like(p), where=counts > 0)
+    per_label = p / np.maximum(counts, 1)  # a task without labels has p = 0
     ids = _task_ids(targets)
     if ids is not None:
         return np.where(ids >= 0, per_label[ids], 0.0)

@@ -58,7 +58,10 @@ def _allocate(total: int, want: np.ndarray, room: np.ndarray) -> np.ndarray:
     """Integer counts summing to ``total``, in proportion to ``want``, never above ``room``."""
     q = np.zeros(room.size, dtype=np.int64)
     left = total
-    while left > 0:
+    # A round either places all that is left or fills some split to its room, so room.size + 1 rounds suffice.
+    for _ in range(room.size + 1):
+        if left <= 0:
+            return q
         free = room - q
         shares = np.where(free > 0, want, 0.0)
         if not shares.any():
@@ -66,7 +69,7 @@ def _allocate(total: int, want: np.ndarray, room: np.ndarray) -> np.ndarray:
         add = np.minimum(largest_remainder(shares, left), free)
         q += add
         left -= int(add.sum())
-    return q
+    raise RuntimeError(f"cannot place {total} rows in splits with room {room.tolist()}")  # callers keep total <= room
 
 
 def _cut(amounts: np.ndarray, quotas: np.ndarray) -> np.ndarray:
@@ -170,7 +173,9 @@ def _assign(
     have = np.zeros((k, c))
     remaining = counts.sum(axis=0, dtype=np.int64)
     unassigned = np.ones(sizes.size, dtype=bool)
-    while remaining.any():
+    for _ in range(c):  # each round assigns every item holding one label, and that label is done
+        if not remaining.any():
+            break
         label = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))  # step 1
         items = order[(unassigned & (counts[:, label] > 0))[order]]
         amount = counts[items, label].astype(np.int64)

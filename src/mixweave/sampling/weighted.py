@@ -209,7 +209,7 @@ class WeightedSampler(PlanSampler):
                 f"`groups` must be integer ids of shape ({self.num_weights},), got {ids.dtype} of shape {ids.shape}"
                 + (
                     "; map labels to ids first, e.g. np.unique(labels, return_inverse=True)[1]"
-                    if ids.dtype.kind in "USO"
+                    if ids.dtype.kind in ("U", "S", "O")
                     else ""
                 )
             )
@@ -219,7 +219,7 @@ class WeightedSampler(PlanSampler):
 
     def _weights_crc32(self, epoch: int) -> int:
         """The fingerprint of ``epoch``'s weights, computed once per weight vector (checkpoints ask often)."""
-        engine = self._engine(check_int(epoch, "epoch", minimum=0))
+        engine = self._engine(epoch)  # a checked epoch: the current one, or a saved state's
         if engine.crc32 is None:
             engine.crc32 = weights_mod.fingerprint(engine.weights)
         return engine.crc32

@@ -1,0 +1,91 @@
+"""Edges of core.draw that mutation testing found unpinned; references are slow loops and numpy.searchsorted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixweave.core.draw import CategoricalTable, DrawEngine, interleave, largest_remainder, weighted_permutation
+from mixweave.core.rng import uniform
+
+
+def test_guide_table_is_the_chen_asau_table_and_costs_12_bytes_per_weight():
+    w = np.random.default_rng(0).pareto(1.5, 5000) + 1e-3
+    table = CategoricalTable(w)
+    cdf = np.cumsum(w / 2.0 ** np.frexp(w.max())[1])
+    # bucket b holds the first index whose cumulative share reaches b / N (Chen & Asau 1974), written as searchsorted
+    first = np.searchsorted(cdf / cdf[-1] * w.size, np.arange(w.size), side="left")
+    assert np.array_equal(table._guide, first)
+    assert table._guide.nbytes + table._cdf.nbytes == 12 * w.size  # the docstring's 12 bytes per weight
+
+
+def test_sample_takes_float32_uniforms_at_float64_precision():
+    w = np.random.default_rng(1).random(1000)
+    table = CategoricalTable(w)
+    u = np.random.default_rng(2).random(10_000).astype(np.float32)
+    assert np.array_equal(table.sample(u), table.sample(u.astype(np.float64)))
+    ref = np.searchsorted(np.cumsum(w / w.sum()), u.astype(np.float64), side="right")
+    assert (table.sample(u) == ref).mean() > 0.999  # the inverse CDF, up to cumsum rounding at boundaries
+
+
+def test_engine_indices_keep_the_shape_of_positions():
+    engine = DrawEngine(np.arange(1.0, 6.0))
+    grid = np.arange(12).reshape(3, 4)
+    out = engine.indices(7, grid, 12)
+    assert out.shape == (3, 4)
+    assert out.ravel().tolist() == engine.indices(7, np.arange(12), 12).tolist()
+
+
+def test_random_plan_across_chunks_equals_position_by_position():
+    w = np.random.default_rng(3).random(50) + 0.1
+    engine = DrawEngine(w)
+    n = 70_000  # more than one 65,536-position chunk
+    plan = engine.plan(11, n)
+    assert plan.shape == (n,)
+    assert np.array_equal(plan, CategoricalTable(w).sample(uniform(11, np.arange(n))))
+
+
+def test_non_random_access_plans_are_built_once_per_key():
+    engine = DrawEngine(np.ones(20), replacement=False)
+    first = engine.plan(5, 10)
+    assert engine.plan(5, 10) is first  # cached
+    assert engine.plan(6, 10) is not first
+
+
+def test_exact_mode_group_quotas_follow_the_weight_not_the_count():
+    groups = np.array([0] * 90 + [1] * 10)
+    w = np.where(groups == 0, 1.0, 9.0)  # each group holds half the weight
+    plan = DrawEngine(w, mode="exact", groups=groups).plan(3, 100)
+    assert np.bincount(groups[plan], minlength=2).tolist() == [50, 50]
+    with pytest.raises(ValueError, match=r"`groups` must be non-negative integer ids of shape \(2,\)"):
+        DrawEngine([1.0, 1.0], mode="exact", groups=[0, -1])
+    with pytest.raises(ValueError, match=r"`mode='exact'` needs `groups` \(the group id of each sample\)"):
+        DrawEngine([1.0, 1.0], mode="exact")
+
+
+def test_interleave_input_checks_and_empty_dtype():
+    assert interleave([0, 0]).dtype == interleave([1, 1]).dtype == np.int32
+    assert interleave([0, 0]).shape == (0,)
+    for bad in ([], [[1, 2]], [1, -1]):
+        with pytest.raises(ValueError, match=r"`counts` must be a non-empty 1-D array of non-negative ints"):
+            interleave(bad)
+
+
+def test_largest_remainder_treats_remainders_on_one_2_to_the_32_grid_as_ties():
+    # remainders 2**-32 * (n + 0.05) and 2**-32 * (n + 0.45): one grid point, so a tie that goes to the lower index
+    n = round(0.35 * 2**32)
+    p0, p1 = (n + 0.05) / 2**32, (n + 0.45) / 2**32
+    shares = np.array([p0, p1, 1.0 - p0 - p1])
+    assert largest_remainder(shares, 1).tolist() == [1, 0, 0]
+    # a difference of 1/64 (well above the grid) is not a tie
+    assert largest_remainder([0.4995, 0.5005], 1).tolist() == [0, 1]
+    assert largest_remainder([0.5005, 0.4995], 1).tolist() == [1, 0]
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"`total` must be an int >= 0, got -1"):
+        largest_remainder([1.0], -1)
+    with pytest.raises(ValueError, match=r"`shares`"):
+        largest_remainder([1.0, -1.0], 3)
+    with pytest.raises(ValueError, match=r"`k` must be an int >= 0, got -1"):
+        weighted_permutation([1.0, 2.0], 0, k=-1)
