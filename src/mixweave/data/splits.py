@@ -132,7 +132,7 @@ def _warn_if_sizes_drift(sizes: np.ndarray, fractions: np.ndarray, grouped: bool
         warn(
             f"split sizes {sizes.tolist()} are shares {np.round(shares, 3).tolist()}, not the requested "
             f"{np.round(fractions, 3).tolist()}{cause}",
-            stacklevel=3,
+            stacklevel=4,  # warn, _warn_if_sizes_drift, multilabel_split, the caller
         )
 
 
@@ -197,10 +197,8 @@ def _assign(
         advance(items.size)
     rest = order[unassigned[order]]  # step 4
     if rest.size:
-        free = np.maximum(room, 0)
-        if free.sum() < sizes[rest].sum():  # groups overshot their room: share what is left by fractions
-            free = largest_remainder(f, int(sizes[rest].sum()))
-        split[rest] = _cut(sizes[rest].astype(np.float64), free)
+        # room sums to the rows still unassigned, so the room left where no split overshot holds them all
+        split[rest] = _cut(sizes[rest].astype(np.float64), np.maximum(room, 0))
         advance(rest.size)
     return split
 

@@ -234,7 +234,7 @@ def _per_class(value: Any, name: str, *, upper: float | None = None) -> torch.Te
         arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"`{name}` must be a number or a 1-D per-class tensor of numbers, got {show(raw)}") from exc
-    if np.asarray(raw).dtype.kind not in "iuf":
+    if np.asarray(raw).dtype.kind not in ("i", "u", "f"):
         raise TypeError(f"`{name}` must hold numbers, got dtype {np.asarray(raw).dtype}")
     if arr.size == 0:
         raise ValueError(f"`{name}` must be a number or a non-empty 1-D per-class tensor, got an empty one")
