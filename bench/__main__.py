@@ -10,6 +10,7 @@ from .harness import print_table, save
 SUITES = {
     "sampler": bench_sampler.run,
     "plan": bench_sampler.run_plan,
+    "exact": bench_sampler.run_exact,
     "mixing": bench_mixing.run,
     "task": bench_task.run,
     "split": bench_multilabel.run_split,

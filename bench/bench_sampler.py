@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
@@ -64,24 +69,120 @@ def plan_rows(w: np.ndarray, big: int = 10**8, rounds: int = 3) -> list[Row]:
     return rows
 
 
+def _timed(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def iteration_rows(w: np.ndarray, wt: torch.Tensor, rounds: int = 3) -> list[Row]:
+    """``list(iter(sampler))`` (construction included) against ``WeightedRandomSampler`` and against the floor
+    of any ``Sampler.__iter__`` (``ndarray.tolist()`` of as many int64), alternating, median of ``rounds`` (#20)."""
+    n = w.size
+    ints = np.arange(n, dtype=np.int64)
+    for fn in (lambda: list(iter(WeightedSampler(w, seed=0))), ints.tolist):  # first touch of fresh pages
+        fn()
+    vs_peer, vs_floor = [], []
+    for _ in range(rounds):
+        ours = _timed(lambda: list(iter(WeightedSampler(w, seed=0))))
+        peer = _timed(lambda: list(iter(WeightedRandomSampler(wt, n, replacement=True))))
+        floor = _timed(ints.tolist)
+        vs_peer.append(peer / ours)
+        vs_floor.append(ours / floor)
+    peer_median, floor_median = float(np.median(vs_peer)), float(np.median(vs_floor))
+    return [
+        Row(
+            f"N={n:.0e} with replacement, list(iter(sampler)), construction included",
+            f"{peer_median:.1f}x faster (median of {rounds}, alternating; best {max(vs_peer):.1f}x)",
+            "WeightedRandomSampler",
+            f"{peer_median:.1f}x faster",
+            ">= 8x faster",
+            peer_median >= 8,
+        ),
+        Row(
+            f"N={n:.0e} with replacement, list(iter(sampler)) vs handing out the ints alone",
+            f"{floor_median:.2f}x its time (median of {rounds}; best {min(vs_floor):.2f}x)",
+            f"ndarray.tolist() of {n:.0e} int64",
+            f"{floor_median:.2f}x",
+            "<= 2x",
+            floor_median <= 2,
+        ),
+    ]
+
+
+EXACT_PLAN = """
+import time, numpy as np
+from mixweave import WeightedSampler
+from mixweave.core.draw import _interleave_period
+rng = np.random.default_rng(0)
+w = rng.pareto(1.5, {n}) + 1e-3
+g = rng.integers(0, 4, {n})
+def timed(**kw):
+    t0 = time.perf_counter()
+    WeightedSampler(w, seed=0, **kw).plan()
+    return time.perf_counter() - t0
+timed(num_replicas=1)  # first touch of fresh pages
+rounds = []
+for _ in range({rounds}):
+    _interleave_period.cache_clear()
+    cold = timed(mode="exact", groups=g)
+    warm = timed(mode="exact", groups=g)  # the quota pattern is cached: later epochs of the same quotas
+    random = timed()
+    ranks = []
+    for world in (1, 2, 4, 8):
+        _interleave_period.cache_clear()
+        ranks.append(world * timed(mode="exact", groups=g, num_replicas=world, rank=0))
+    rounds.append((cold / random, warm / random, max(r / ranks[0] for r in ranks[1:])))
+for r in rounds:
+    print(*r)
+"""
+
+
+def exact_rows(n: int = 10**7, rounds: int = 3) -> list[Row]:
+    """Exact mode's plan against random mode's, and its per-rank cost (#20 item 4), in a fresh process."""
+    _, out = peak_rss_of(EXACT_PLAN.format(n=n, rounds=rounds))
+    table = np.array([[float(x) for x in line.split()] for line in out.splitlines()])  # one row per round
+    cold, warm, per_rank = table.T
+    return [
+        Row(
+            f"N={n:.0e}, 4 groups: exact-mode plan, first epoch of a quota vector",
+            f"{np.median(cold):.1f}x its time (median of {rounds}; best {cold.min():.1f}x)",
+            "random-mode plan of the same weights",
+            f"{np.median(cold):.1f}x",
+            "<= 1.5x",
+            float(np.median(cold)) <= 1.5,
+        ),
+        Row(
+            f"N={n:.0e}, 4 groups: exact-mode plan, later epochs (the quota pattern is cached)",
+            f"{np.median(warm):.1f}x its time (median of {rounds}; best {warm.min():.1f}x)",
+            "random-mode plan of the same weights",
+            f"{np.median(warm):.1f}x",
+            "<= 1.5x",
+            float(np.median(warm)) <= 1.5,
+        ),
+        Row(
+            f"N={n:.0e}, 4 groups: exact mode, rank 0 of W = 2, 4, 8, first epoch",
+            f"W x t(W) / t(1) up to {np.median(per_rank):.2f} (median of {rounds})",
+            "one rank planning the whole epoch",
+            f"{np.median(per_rank):.2f}",
+            "<= 1.5",
+            float(np.median(per_rank)) <= 1.5,
+        ),
+    ]
+
+
+def run_exact() -> list[Row]:
+    """Exact mode at scale (#20 item 4)."""
+    return exact_rows()
+
+
 def run(n: int = 10**7, big: int = 10**8) -> list[Row]:
     rows: list[Row] = []
     w = pareto_weights(n)
     wt = torch.as_tensor(w)
 
-    # best of 3 for both: the first call of either pays page faults for its fresh arrays
-    ours = best_of(lambda: list(iter(WeightedSampler(w, seed=0))), repeat=3)
-    peer = best_of(lambda: list(iter(WeightedRandomSampler(wt, n, replacement=True))), repeat=3)
-    rows.append(
-        Row(
-            f"N={n:.0e} with replacement, list(iter(sampler))",
-            f"{ours:.2f} s",
-            f"{peer:.2f} s (WeightedRandomSampler)",
-            f"{peer / ours:.1f}x faster",
-            ">= 5x faster",
-            peer / ours >= 5,
-        )
-    )
+    rows += iteration_rows(w, wt)
 
     ours = best_of(lambda: list(iter(WeightedSampler(w, replacement=False, seed=0))), repeat=3)
     peer = best_of(lambda: list(iter(WeightedRandomSampler(wt, n, replacement=False))), repeat=3)
