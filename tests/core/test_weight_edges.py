@@ -63,7 +63,7 @@ def test_inverse_frequency_counts_classes_per_group_with_more_groups_than_classe
     groups = rng.integers(0, 5, 60)
     expected = [1.0 / np.sum((labels == labels[i]) & (groups == groups[i])) for i in range(60)]  # a slow loop
     assert np.allclose(inverse_frequency(labels, groups=groups), expected, rtol=0, atol=1e-15)
-    with pytest.raises(ValueError, match=r"`labels` must not be empty"):
+    with pytest.raises(ValueError, match=r"^`labels` must not be empty$"):
         inverse_frequency(np.array([], dtype=int))
 
 
@@ -87,9 +87,10 @@ def test_compose_hierarchical_within_larger_than_one():
 
 
 def test_compose_product_errors():
-    with pytest.raises(ValueError, match=r"`factors` must hold at least one weight array, got none"):
+    with pytest.raises(ValueError, match=r"^`factors` must hold at least one weight array, got none$"):
         compose_product()
-    with pytest.raises(ValueError, match=r"the product of `factors` is zero for every sample; nothing could be drawn"):
+    zero_product = r"^the product of `factors` is zero for every sample; nothing could be drawn$"
+    with pytest.raises(ValueError, match=zero_product):
         compose_product([0.0, 0.0])  # an all-zero factor is legal input; the product is what must not be zero
     with pytest.raises(ValueError, match=r"`factors\[1\]`"):
         compose_product([1.0, 1.0], [1.0, -1.0])
@@ -106,6 +107,7 @@ def test_get_sample_weights_class_weights():
     labels = [[1, 0], [0, 0], [1, 1]]
     # all-zero class weights are legal: only the "no finding" rows can be drawn
     assert get_sample_weights(labels, class_weights=[0.0, 0.0, 2.0]).tolist() == [0.0, 2.0, 0.0]
+    assert get_sample_weights(labels, class_weights=[0.0, 0.0]).tolist() == [0.0, 3.0, 0.0]  # "no finding": n / 1
     with pytest.raises(ValueError, match=r"`class_weights` must have 2 entries \(one per class\) or 3 \(plus"):
         get_sample_weights(labels, class_weights=[1.0, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match=r"`class_weights`"):
@@ -135,9 +137,9 @@ def test_task_inputs_at_their_edges():
     assert p.tolist() == [0.0, 0.0, 0.0, 1.0] and counts.tolist() == [0, 0, 0, 1]
     # None is a missing label, like NaN
     assert task_weights([[1.0, None], [None, 0.0], [1.0, 1.0]], alpha=0.0).tolist() == [0.25, 0.25, 0.5]
-    with pytest.raises(ValueError, match=r"`targets` has no labelled entry: every value is NaN"):
+    with pytest.raises(ValueError, match=r"^`targets` has no labelled entry: every value is NaN$"):
         task_probabilities(np.full((2, 2), np.nan), alpha=1.0)
-    with pytest.raises(ValueError, match=r"`targets` has no labelled row: every task id is -1"):
+    with pytest.raises(ValueError, match=r"^`targets` has no labelled row: every task id is -1$"):
         task_probabilities(np.array([-1, -1]), alpha=1.0)
     with pytest.raises(ValueError, match=r"`targets` has no labelled row"):
         task_probabilities(np.array([], dtype=np.int64), alpha=1.0)

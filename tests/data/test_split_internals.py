@@ -92,5 +92,5 @@ def test_kfold_with_groups_and_unshuffled_determinism():
         assert not inside & outside
     shuffled = [t.tolist() for _, t in MultilabelStratifiedKFold(4, shuffle=True, random_state=3).split(y, y, groups)]
     assert shuffled != folds
-    with pytest.raises(ValueError, match=r"Setting a random_state has no effect since shuffle is False"):
+    with pytest.raises(ValueError, match=r"has no effect since shuffle is False; leave random_state=None$"):
         MultilabelStratifiedKFold(4, random_state=1)

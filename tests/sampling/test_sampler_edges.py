@@ -195,9 +195,11 @@ def test_report_and_capacity_errors():
     s = WeightedSampler(W, replacement=True)
     with pytest.raises(ValueError, match=r"`epoch` must be an int >= 0, got -1"):
         s.report(np.zeros(10, dtype=int), epoch=-1)
-    with pytest.raises(ValueError, match=r"np.unique\(labels, return_inverse=True\)\[1\]"):
-        s.report(np.array(["a"] * 10))
-    with pytest.raises(ValueError, match=r"needs num_samples <= that, or use replacement=True"):
+    for labels in (np.array(["a"] * 10), np.array([b"a"] * 10), np.array(["a"] * 10, dtype=object)):
+        hint = r"; map labels to ids first, e.g. np.unique\(labels, return_inverse=True\)\[1\]$"
+        with pytest.raises(ValueError, match=hint):
+            s.report(labels)
+    with pytest.raises(ValueError, match=r"needs num_samples <= that, or use replacement=True$"):
         WeightedSampler([1.0, 0.0, 1.0], num_samples=3, replacement=False)
 
 

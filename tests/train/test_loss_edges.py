@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,6 +50,7 @@ def test_defaults_are_pinned():
     assert (loss.gamma, loss.reduction, loss.alpha.item(), loss.pos_weight) == (2.0, "mean", 0.25, None)
     assert loss.alpha.dtype == torch.float32
     assert FocalLoss(alpha=[0.1, 0.9]).alpha.dtype == torch.float32
+    assert FocalLoss(alpha=np.array([0, 1], dtype=np.uint8)).alpha.tolist() == [0.0, 1.0]  # unsigned ints are numbers
 
 
 def test_counts_checks_name_the_class_and_value():
@@ -62,6 +64,8 @@ def test_counts_checks_name_the_class_and_value():
         get_class_balanced_weights([])
     with pytest.raises(TypeError, match=r"`label_counts` must hold numbers, got dtype torch.bool"):
         calculate_effective_num_samples([True, False])
+    with pytest.raises(ValueError, match=r"^`label_counts` must be finite and >= 0, got -1.0 at class 0$"):
+        get_class_balanced_weights([-1.0])
     assert calculate_pos_weights([5], 10).tolist() == [1.0]  # one class is fine
 
 
@@ -107,7 +111,7 @@ def test_per_class_arguments():
 def test_combined_loss_argument_names():
     assert CombinedLoss(bce_weight=0.0).bce_weight == 0.0  # one zero weight is fine
     assert CombinedLoss(focal_weight=0.0).focal_weight == 0.0
-    with pytest.raises(ValueError, match=r"`bce_weight` and `focal_weight` must not both be 0"):
+    with pytest.raises(ValueError, match=r"^`bce_weight` and `focal_weight` must not both be 0$"):
         CombinedLoss(bce_weight=0.0, focal_weight=0.0)
     with pytest.raises(ValueError, match=r"`focal_weight`"):
         CombinedLoss(focal_weight=-1.0)
