@@ -77,7 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench
 
-# Mutation testing of the engine's core ([tool.mutmut] in pyproject.toml; docs/testing.md): about an hour
+# Mutation testing of the engine's core and this round's modules ([tool.mutmut] in pyproject.toml; docs/testing.md): over an hour
 # on 2 cores, so CI does not run it. MUTATION_JOBS sets the parallel test processes.
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)
