@@ -90,3 +90,14 @@ def test_argument_errors_name_the_argument():
         largest_remainder([1.0, -1.0], 3)
     with pytest.raises(ValueError, match=r"`k` must be an int >= 0, got -1"):
         weighted_permutation([1.0, 2.0], 0, k=-1)
+
+
+def test_interleave_reads_whole_float_counts_as_ints():
+    assert interleave([2.0, 1.0]).tolist() == interleave([2, 1]).tolist()
+
+
+def test_a_mode_changed_after_construction_is_refused_by_name():
+    engine = DrawEngine([1.0, 2.0], replacement=False)
+    engine.mode = "exactly"
+    with pytest.raises(ValueError, match=r"^`mode` must be one of"):
+        engine.plan(0, 2)

@@ -44,3 +44,11 @@ def test_per_pass_edges_keep_int64():
     assert two.tolist() == [permute(derive_key(9, 0), 4, [2]).item(), permute(derive_key(9, 1), 4, [2]).item()]
     empty = per_pass(9, 4, np.array([], dtype=np.int64), narrow)
     assert empty.dtype == np.int64 and empty.shape == (0,)
+
+
+def test_per_pass_and_permute_read_positions_as_integers():
+    take = np.arange(3)
+    assert per_pass(0, 3, [], lambda k, j: take[j]).dtype == np.int64  # an empty list is no positions, not floats
+    assert permute(7, 5, [1.0, 2.0]).tolist() == permute(7, 5, [1, 2]).tolist()
+    with pytest.raises(ValueError, match=r"got values in \[5, 5\]$"):
+        permute(7, 5, [5.0])

@@ -12,6 +12,7 @@ from mixweave.core.weights import (
     group_shares,
     inverse_frequency,
     normalize,
+    primary_tasks,
     scaled,
     task_probabilities,
     task_weights,
@@ -152,3 +153,23 @@ def test_task_weights_with_an_unlabelled_task():
     w = task_weights(targets, alpha=1.0)  # p = (1/2, 0, 1/2) / 1 over tasks with 2 labels each
     assert np.allclose(w, [0.25, 0.5, 0.25], rtol=1e-15, atol=0)
     assert np.isfinite(w).all()
+
+
+def test_scaled_returns_the_input_itself_when_nothing_needs_scaling():
+    w = np.array([0.75, 0.5])
+    assert scaled(w) is w
+    z = np.zeros(2)
+    assert scaled(z) is z
+
+
+def test_primary_tasks_of_task_ids_is_a_new_array():
+    t = np.array([0, -1, 1], dtype=np.intp)
+    out = primary_tasks(t)
+    assert out is not t and out.tolist() == [0, -1, 1]
+    out[0] = 5
+    assert t[0] == 0
+
+
+def test_inverse_frequency_with_group_ids_beyond_float_precision():
+    # ids 2**53 and 2**53 + 1 are one float64: the keys must stay integers
+    assert inverse_frequency([0, 0], groups=[2**53, 2**53 + 1]).tolist() == [1.0, 1.0]

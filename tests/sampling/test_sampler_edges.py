@@ -211,3 +211,21 @@ def test_adaptive_state_carries_the_epochs_share_log():
         next(it)
     log = sampler.state_dict()["share_log"]
     assert log and log == {str(s): p.tolist() for s, p in sorted(mixture.segment_log[0].items())}
+
+
+def test_schedule_is_not_asked_for_epochs_a_refused_call_never_reaches():
+    def only_epoch_0(epoch):
+        if epoch > 0:
+            raise RuntimeError("asked for a later epoch")
+        return W
+
+    with pytest.raises(ValueError, match=r"missing key"):
+        WeightedSampler(only_epoch_0).load_state_dict({})
+    growing = WeightedSampler(lambda e: [1.0] * (e + 3))
+    with pytest.raises(ValueError, match=r"`epoch` must be an int >= 0, got -1"):
+        growing.report(groups=[0, 1, 1], epoch=-1)
+
+
+def test_from_sources_takes_unsigned_sizes():
+    s = WeightedSampler.from_sources(np.array([3, 2], dtype=np.uint64), [0.5, 0.5])
+    assert s.num_weights == 5

@@ -128,3 +128,14 @@ def test_combined_loss_argument_names():
     with pytest.warns(DeprecationWarning, match=r"`alpha=` is deprecated; write `focal_alpha=`") as record:
         CombinedLoss(alpha=0.5)
     assert not record[0].filename.endswith(os.path.join("mixweave", "train", "losses.py"))  # at the caller
+
+
+def test_half_precision_logits_use_pos_weight_in_their_dtype():
+    logits = torch.tensor([[2.5, -1.0]], dtype=torch.float16)
+    y = torch.tensor([[1.0, 0.0]], dtype=torch.float16)
+    pw = torch.tensor([0.3, 3.7])
+    want = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pw.half(), reduction="none")
+    assert torch.equal(WeightedBCEWithLogitsLoss(pw, reduction="none").half()(logits, y), want)  # torch's own module
+    from mixweave.train.losses import weighted_bce_with_logits
+
+    assert torch.equal(weighted_bce_with_logits(logits, y, pw, reduction="none"), want)

@@ -81,7 +81,9 @@ def scaled(weights: np.ndarray) -> np.ndarray:
     but the sum can no longer overflow (finite weights near 1.7e308) and
     subnormal weights (5e-324) regain the precision a cumulative sum needs.
     Weights more than ~2**1074 times smaller than the largest become 0: no
-    float64 cumulative sum could draw them anyway.
+    float64 cumulative sum could draw them anyway. When no scaling is needed
+    (the largest is already in ``[0.5, 1)``, or every weight is 0) the input
+    array itself is returned, not a copy.
 
     Example:
         >>> bool(scaled(np.array([1.7e308, 1.7e308, 1.0])).sum() < np.inf)
@@ -412,7 +414,7 @@ def primary_tasks(targets: Any) -> np.ndarray:
     """For each row, its rarest labelled task (fewest labels overall); -1 for unlabelled rows."""
     ids = _task_ids(targets)
     if ids is not None:
-        return ids
+        return ids.copy()  # a new array, never the caller's own
     mask = _label_mask(targets)
     counts = mask.sum(axis=0)
     rarity = np.where(mask, counts[None, :], np.iinfo(np.int64).max)
