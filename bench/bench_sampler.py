@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import time
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
@@ -69,13 +64,6 @@ def plan_rows(w: np.ndarray, big: int = 10**8, rounds: int = 3) -> list[Row]:
     return rows
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def iteration_rows(w: np.ndarray, wt: torch.Tensor, rounds: int = 3) -> list[Row]:
     """``list(iter(sampler))`` (construction included) against ``WeightedRandomSampler`` and against the floor
     of any ``Sampler.__iter__`` (``ndarray.tolist()`` of as many int64), alternating, median of ``rounds`` (#20)."""
@@ -85,9 +73,9 @@ def iteration_rows(w: np.ndarray, wt: torch.Tensor, rounds: int = 3) -> list[Row
         fn()
     vs_peer, vs_floor = [], []
     for _ in range(rounds):
-        ours = _timed(lambda: list(iter(WeightedSampler(w, seed=0))))
-        peer = _timed(lambda: list(iter(WeightedRandomSampler(wt, n, replacement=True))))
-        floor = _timed(ints.tolist)
+        ours = best_of(lambda: list(iter(WeightedSampler(w, seed=0))))
+        peer = best_of(lambda: list(iter(WeightedRandomSampler(wt, n, replacement=True))))
+        floor = best_of(ints.tolist)
         vs_peer.append(peer / ours)
         vs_floor.append(ours / floor)
     peer_median, floor_median = float(np.median(vs_peer)), float(np.median(vs_floor))
