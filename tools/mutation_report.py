@@ -2,7 +2,7 @@
 
 Run from the repository root after ``mutmut run`` (``make mutation`` does both)::
 
-    python tools/mutation_report.py [--markdown] [--list-survivors]
+    python tools/mutation_report.py [--markdown] [--list-survivors] [--list-messages]
 
 A mutant is *message-only* when it changes nothing but the wording of an
 error: a string (or ``None`` in its place, or a dropped name argument) inside
