@@ -260,9 +260,9 @@ def test_the_cache_steps_aside_when_reads_rarely_hit_and_comes_back_when_they_do
         assert np.array_equal(torch.stack([s[0] for s in got]).numpy(), base[batch])
     assert ds.get_cache_stats()["bypassed"]
     counted = ds.get_cache_stats()["hits"] + ds.get_cache_stats()["misses"]
-    for i in rng.integers(0, N, 64).tolist():  # per item, while bypassed: still right, mostly not counted
+    for i in rng.integers(0, N, 64).tolist():  # per item, while bypassed: still right, and not counted
         assert np.array_equal(ds[i][0].numpy(), base[i])
-    assert ds.get_cache_stats()["hits"] + ds.get_cache_stats()["misses"] - counted == 64 // ds._cache.PROBE
+    assert ds.get_cache_stats()["hits"] + ds.get_cache_stats()["misses"] == counted
     for _ in range(ds._cache.PROBE * (window // 2 + 1)):  # now the same two rows again and again
         ds.__getitems__([3, 5])
     assert not ds.get_cache_stats()["bypassed"]  # the probes saw the hits: the cache is back

@@ -31,14 +31,19 @@ class SlotCache:
     ``used[j]`` the tick of the slot's last use. Lookups, fills and evictions
     of a whole batch are array operations with no Python loop over its rows.
     Memory: ``capacity`` rows, plus 4 bytes per dataset index for ``slot_of``
-    (allocated on the first insert).
+    (allocated on the first insert) and 4 more for the ghost of a cache that
+    steps aside (allocated the first time it does).
     """
 
     #: NOTE [ A cache that steps aside ]: reads are counted in windows of WINDOW samples; when fewer
-    #: than LOW of a window's reads hit, the cache is bypassed (reads go straight to storage and are
-    #: not kept) except for one read call in PROBE (64), which keeps measuring. When a probe window's hit
-    #: rate comes back above LOW, the cache is used again. Random reads over a store much larger than
-    #: the cache then cost what cache_size=0 costs; repeated reads still find their rows.
+    #: than LOW of a window's reads hit, the cache is bypassed: reads go straight to storage and are not
+    #: kept. One read call in PROBE (64) keeps measuring without touching the cache: its keys are looked
+    #: up in a ghost, the probe number at which each dataset index was last probed (4 bytes per index,
+    #: allocated when the cache first steps aside). A probed key counts as a hit when an earlier probe
+    #: within the last ``capacity // len(keys)`` probes read it too, i.e. when the keys come back often
+    #: enough that the cache would have kept them. When a window of probed reads hits at LOW or above,
+    #: the cache is used again. Random reads over a store much larger than the cache then cost what
+    #: cache_size=0 costs (a probe is one gather and one scatter of its keys); repeated reads are noticed.
     WINDOW, LOW, PROBE = 2048, 0.05, 64
 
     def __init__(self, capacity: int, size: int) -> None:
@@ -46,6 +51,8 @@ class SlotCache:
         self.bypassed = False
         self._window = [0, 0]  # hits, reads of the current window
         self._calls = 0
+        self._probes = 0
+        self._ghost: np.ndarray | None = None  # probe number of each index's last probe (0: never probed)
         self.size = size
         self.lock = threading.Lock()
         self.hits = self.misses = 0
@@ -58,17 +65,39 @@ class SlotCache:
         self.used = np.zeros(capacity, dtype=np.int64)
         self.tick = 0
 
-    def use(self) -> bool:
-        """Whether this read call goes through the cache (NOTE [ A cache that steps aside ])."""
+    def use(self, keys: Any) -> bool:
+        """Whether this read call of dataset indices ``keys`` goes through the cache.
+
+        While the cache steps aside, every ``PROBE``-th call's keys are checked
+        against the ghost instead (NOTE [ A cache that steps aside ]).
+        """
         if not self.bypassed:
             return True
         self._calls += 1
-        return self._calls % self.PROBE == 0
+        if self._calls % self.PROBE == 0:
+            self._probe(np.asarray(keys, dtype=np.int64).reshape(-1))
+        return False
+
+    def _probe(self, keys: np.ndarray) -> None:
+        """Count which of ``keys`` an earlier probe within the cache's reach also read; record them."""
+        with self.lock:
+            if self._ghost is None:
+                self._ghost = np.zeros(self.size, dtype=np.int32)
+            self._probes += 1
+            reach = max(1, self.capacity // max(keys.size, 1))
+            # looked up before the scatter below, so a key repeated within this call is not its own hit
+            hits = int(np.count_nonzero(self._ghost[keys] >= max(1, self._probes - reach)))
+            self._ghost[keys] = self._probes
+            self._tally(hits, keys.size)
 
     def _count(self, hits: int, reads: int) -> None:
-        """Count a read in the current window; at its end, decide whether to step aside (under the lock)."""
+        """Count a read of the cache in the stats and the current window (under the lock)."""
         self.hits += hits
         self.misses += reads - hits
+        self._tally(hits, reads)
+
+    def _tally(self, hits: int, reads: int) -> None:
+        """Add to the current window; at its end, decide whether to step aside (under the lock)."""
         window = self._window
         window[0] += hits
         window[1] += reads
@@ -110,7 +139,8 @@ class SlotCache:
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses``, ``hit_rate`` (0.0 before any read), ``size``, ``capacity`` and ``bypassed``.
 
-        Reads made while the cache stepped aside are not counted (NOTE [ A cache that steps aside ]).
+        Reads made while the cache stepped aside, probes included, are not counted
+        (NOTE [ A cache that steps aside ]).
         """
         with self.lock:
             total = self.hits + self.misses
@@ -134,7 +164,11 @@ class SlotCache:
                 where = np.flatnonzero(hit)
                 slots = found[where]
                 for dst, src in zip(out, self.arrays, strict=True):
-                    dst[where] = src[slots]
+                    if n_hit == keys.size:  # every row cached: one gather straight into the batch
+                        # mode="clip" writes into `out` directly ("raise" buffers it); the slots are all valid
+                        np.take(src, slots, axis=0, out=dst, mode="clip")
+                    else:
+                        dst[where] = src[slots]
                 if meta is not None and self.meta is not None:
                     for j, m in zip(where.tolist(), self.meta[slots].tolist(), strict=True):
                         meta[j] = m

@@ -288,7 +288,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         i %= self._size
         con = self._con()
         generation = 0
-        cached_path = bool(self.cache_size) and self._cache.use()
+        cached_path = bool(self.cache_size) and self._cache.use(i)
         if cached_path:  # the one-sample path of __getitems__, without its array bookkeeping
             if i in self._cache:  # about to serve from the cache: first make sure no one committed since
                 self._handles.refresh()
@@ -316,7 +316,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         the store or the cache.
         """
         idx = self._layout.positions(indices)
-        if not self.cache_size or not self._cache.use():  # no cache, or one that stepped aside
+        if not self.cache_size or not self._cache.use(idx):  # no cache, or one that stepped aside
             unique, order = np.unique(idx, return_inverse=True)
             return self._batch(*self._read(unique, order))  # embeddings read straight into batch order
         # Without repeated indices work in the batch's own order: nothing to reorder at the end.
