@@ -188,3 +188,19 @@ def test_table_never_starts_past_the_answer_at_bucket_edges(w):
     cdf = np.cumsum(w)
     expected = np.searchsorted(cdf, np.minimum(u * cdf[-1], np.nextafter(cdf[-1], 0)), side="right")
     assert np.array_equal(CategoricalTable(w).sample(u), expected)
+
+
+def test_exact_plan_draws_each_group_as_written_out_also_beyond_one_chunk():
+    # groups larger than the 64k-position chunk: the chunked draws equal one unchunked call per group
+    rng = np.random.default_rng(8)
+    groups = np.repeat([0, 1, 2], [150_000, 90_000, 10])
+    w = rng.pareto(1.5, groups.size) + 1e-3
+    key, n = derive_key(3, 1), 200_003
+    plan = DrawEngine(w, mode="exact", groups=groups).plan(key, n)
+    sequence = interleave(largest_remainder(np.bincount(groups, weights=w), n))
+    for g in range(3):
+        members = np.flatnonzero(groups == g)
+        slots = np.flatnonzero(sequence == g)
+        picks = CategoricalTable(w[members]).sample(uniform(derive_key(key, g), np.arange(slots.size)))
+        assert np.array_equal(plan[slots], members[picks])
+    assert np.flatnonzero(sequence == 0).size > 1 << 16  # the case this test is for

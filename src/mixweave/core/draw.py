@@ -233,6 +233,24 @@ def interleave(counts: Any) -> np.ndarray:
     return np.tile(period, g)
 
 
+def _arange(lo: int, hi: int) -> np.ndarray:
+    return np.arange(lo, hi, dtype=np.int64)
+
+
+def _draws(table: CategoricalTable, key: int, size: int, positions_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """Draws of ``table`` at ``size`` positions of stream ``key``, ``_CHUNK`` at a time; ``positions_of(lo, hi)``
+    gives them.
+
+    In cache-sized chunks the temporaries (hashes, uniforms, walk masks) stay
+    small, so a whole plan costs what iterating the same epoch costs, without the ints.
+    """
+    out = np.empty(size, dtype=np.intp)
+    for lo in range(0, size, _CHUNK):
+        hi = min(lo + _CHUNK, size)
+        out[lo:hi] = table.sample(uniform(key, positions_of(lo, hi)))
+    return out
+
+
 def _random_plan(engine: DrawEngine, key: int, num_samples: int) -> np.ndarray:
     """A weighted permutation truncated to ``num_samples`` (the without-replacement random plan)."""
     return weighted_permutation(engine.weights, key, num_samples)
@@ -261,12 +279,11 @@ def _exact_plan(engine: DrawEngine, key: int, num_samples: int) -> np.ndarray:
             continue
         members = members_of[g]
         w = engine.weights[members]
-        k = np.arange(slots.size, dtype=np.int64)
         if engine.replacement:
-            picks = CategoricalTable(w).sample(uniform(derive_key(key, g), k))
+            picks = _draws(CategoricalTable(w), derive_key(key, g), slots.size, _arange)
         else:  # cycle through the group: a fresh weighted permutation per full pass
             size = int(np.count_nonzero(w))
-            picks = per_pass(derive_key(key, g), size, k, _permutation_of(w))
+            picks = per_pass(derive_key(key, g), size, _arange(0, slots.size), _permutation_of(w))
         out[slots] = members[picks]
     return out
 
@@ -336,23 +353,15 @@ class DrawEngine:
         return self.plan(key, num_samples)[positions]
 
     def _table_draws(self, key: int, size: int, positions_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
-        """Random-access draws at ``size`` positions, ``_CHUNK`` at a time; ``positions_of(lo, hi)`` gives them.
-
-        In cache-sized chunks the temporaries (hashes, uniforms, walk masks) stay
-        small, so a whole plan costs what iterating the same epoch costs, without the ints.
-        """
+        """Random-access draws at ``size`` positions (see :func:`_draws`); the table is built once."""
         if self._table is None:
             self._table = CategoricalTable(self.weights)
-        out = np.empty(size, dtype=np.intp)
-        for lo in range(0, size, _CHUNK):
-            hi = min(lo + _CHUNK, size)
-            out[lo:hi] = self._table.sample(uniform(key, positions_of(lo, hi)))
-        return out
+        return _draws(self._table, key, size, positions_of)
 
     def plan(self, key: int, num_samples: int) -> np.ndarray:
         """The whole plan of length ``num_samples`` for ``key`` (int64 indices)."""
         if self.random_access:  # chunk by chunk, without an N-sized array of positions
-            return self._table_draws(key, num_samples, lambda lo, hi: np.arange(lo, hi, dtype=np.int64))
+            return self._table_draws(key, num_samples, _arange)
         if self._cached is not None and self._cached[:2] == (key, num_samples):
             return self._cached[2]
         plan = dispatch(_PLANS, self.mode, "mode")(self, key, num_samples).astype(np.int64, copy=False)
