@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
@@ -176,23 +177,118 @@ def largest_remainder(shares: Any, total: int) -> np.ndarray:
     return counts
 
 
+#: Groups up to which the deadline order is counted in closed form (G passes per group); more go to the walk.
+_MAX_COUNTED_GROUPS: Final = 64
+#: The walk stops where the deadline order takes over only if the next late job is this many slots away or more.
+_WALK_GAP: Final = 64
+#: With more than one late slot in _LATE_SHARE the walk ends up covering nearly the whole period (measured on
+#: skewed quotas), so it walks all of it without comparing against the deadline order, which is faster.
+_LATE_SHARE: Final = 16
+
+
 @lru_cache(maxsize=64)
 def _interleave_period(counts: tuple[int, ...]) -> np.ndarray:
     """Earliest-deadline-first schedule of unit jobs; see :func:`interleave`.
 
     Job ``c`` of group ``g`` is released at slot ``ceil(c*n/q_g) - 1`` and due
     before ``(c+1)*n/q_g``. Tijdeman (1980) shows this schedule exists and
-    keeps every prefix within one unit of ``m * q_g / n``. The walk is
-    sequential by nature, so it runs once per quota vector and is cached.
+    keeps every prefix within one unit of ``m * q_g / n``.
+
+    NOTE [ EDF in numpy ]: while the job that comes next in deadline order is
+    already released at its slot, EDF schedules exactly that job. So the
+    schedule is the deadline order (counted in closed form for every job at
+    once, :func:`_deadline_order`) except where a job there comes before its
+    release. From each such slot the walk (:func:`_edf_walk`) runs one slot
+    at a time until the jobs it has scheduled are again the first ones of the
+    deadline order; from there the deadline order holds up to the next such
+    slot. Balanced quotas have none, so no Python runs per slot; in the worst
+    case the walk covers the whole period, as it always did. The result is
+    cached per quota vector.
     """
     n = sum(counts)
+    out, late = _deadline_order(counts)
+    if out is None or late.size * _LATE_SHARE > n:  # too many groups, or late jobs all over: walk it all
+        out = np.empty(n, dtype=np.int32)
+        _edf_walk(counts, [0] * len(counts), 0, out, None, deque())
+        return out
+    done = np.zeros(len(counts), dtype=np.int64)
+    reached = 0  # out[:reached] is final; done counts its jobs per group
+    pending = deque(late.tolist())
+    while pending:
+        slot = pending[0]
+        done += np.bincount(out[reached:slot], minlength=len(counts))
+        walked = done.tolist()
+        reached = _edf_walk(counts, walked, slot, out, out, pending)
+        done[:] = walked
+    return out
+
+
+def _deadline_order(counts: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray]:
+    """Every job in order of EDF priority, as a group id per slot, and the slots whose job is not yet released there.
+
+    Priority is the deadline ``(c+1)/q_g``, then the release ``c/q_g``, then
+    ``g`` (the walk's order). Job ``c`` of ``g`` lands at slot ``c + sum over
+    other groups h of the jobs of h before it``: those due strictly earlier,
+    ``floor(((c+1)*q_h - 1) / q_g)``, and the one due at the same time if its
+    release is earlier (``q_h < q_g``, or equal quotas and ``h < g``). Exact
+    integer arithmetic; returns ``(None, ...)`` when the counts are too many
+    or too large for it.
+    """
+    q = np.asarray(counts, dtype=np.int64)
+    n = int(q.sum())
+    if q.size > _MAX_COUNTED_GROUPS or n > 3 * 10**9:  # keep (c+1) * q_h and c * n within int64
+        return None, np.empty(0, dtype=np.int64)
     out = np.empty(n, dtype=np.int32)
-    done = [0] * len(counts)
+    late = []
+    for g in np.flatnonzero(q).tolist():
+        qg = int(q[g])
+        others = [
+            (int(q[h]), int(q[h]) < qg or (int(q[h]) == qg and h < g)) for h in np.flatnonzero(q).tolist() if h != g
+        ]
+        for lo in range(0, qg, _CHUNK):
+            c = np.arange(lo, min(lo + _CHUNK, qg), dtype=np.int64)
+            slot = c.copy()
+            for qh, first_on_ties in others:
+                due = (c + 1) * qh
+                slot += (due - 1) // qg
+                if first_on_ties:
+                    slot += due % qg == 0
+            release = -((-c * n) // qg) - 1
+            late.append(slot[release > slot])
+            out[slot] = g
+    return out, np.sort(np.concatenate(late)) if late else np.empty(0, dtype=np.int64)
+
+
+def _edf_walk(
+    counts: tuple[int, ...], done: list[int], slot: int, out: np.ndarray, order: np.ndarray | None, late: deque[int]
+) -> int:
+    """Walk the EDF schedule slot by slot from ``slot``, with ``done[g]`` jobs of each group already scheduled.
+
+    Writes ``out[slot:]`` and updates ``done``. With ``order`` (the deadline
+    order, which may be ``out`` itself: each slot is read before it is
+    written) and ``late`` (the ascending slots where it schedules a job
+    before its release; consumed as the walk passes them), stops at the first
+    slot where the scheduled jobs are again the first ones of ``order`` and
+    the next late slot is at least ``_WALK_GAP`` away, and returns it;
+    otherwise walks to the end (NOTE [ EDF in numpy ]).
+    """
+    n = sum(counts)
     # Priority: earliest deadline, then earliest release (the job that has waited longest), then group id.
-    ready: list[tuple[float, float, int]] = [(1.0 / q, 0.0, g) for g, q in enumerate(counts) if q > 0]
-    heapq.heapify(ready)
+    ready: list[tuple[float, float, int]] = []
     waiting: list[tuple[int, int]] = []
-    for slot in range(n):
+    for g, q in enumerate(counts):
+        c = done[g]
+        if c < q:
+            release = -(-c * n // q) - 1
+            if release <= slot:
+                ready.append(((c + 1) / q, c / q, g))
+            else:
+                waiting.append((release, g))
+    heapq.heapify(ready)
+    heapq.heapify(waiting)
+    ahead = list(done)  # jobs of each group among the first slots of `order`
+    differ = 0  # groups whose count in the walk differs from theirs in `order`
+    while slot < n:
         while waiting and waiting[0][0] <= slot:
             _, g = heapq.heappop(waiting)
             heapq.heappush(ready, ((done[g] + 1) / counts[g], done[g] / counts[g], g))
@@ -200,6 +296,12 @@ def _interleave_period(counts: tuple[int, ...]) -> np.ndarray:
             _, g = heapq.heappop(waiting)
         else:
             _, _, g = heapq.heappop(ready)
+        if order is not None:
+            d = int(order[slot])
+            if d != g:
+                differ += (done[g] == ahead[g]) - (done[g] + 1 == ahead[g])
+                differ += (ahead[d] == done[d]) - (ahead[d] + 1 == done[d])
+            ahead[d] += 1
         out[slot] = g
         done[g] += 1
         c, q = done[g], counts[g]
@@ -209,7 +311,14 @@ def _interleave_period(counts: tuple[int, ...]) -> np.ndarray:
                 heapq.heappush(ready, ((c + 1) / q, c / q, g))
             else:
                 heapq.heappush(waiting, (release, g))
-    return out
+        slot += 1
+        if order is not None and differ == 0:
+            while late and late[0] < slot:
+                late.popleft()
+            if not late or late[0] - slot >= _WALK_GAP:
+                return slot
+    late.clear()
+    return slot
 
 
 def interleave(counts: Any) -> np.ndarray:
