@@ -1,8 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mixweave import WeightedSampler
 from mixweave.core.draw import CategoricalTable, DrawEngine, interleave, largest_remainder, weighted_permutation
 from mixweave.core.rng import derive_key, permute, uniform
 from tests.checks import check_frequencies
@@ -204,3 +207,36 @@ def test_exact_plan_draws_each_group_as_written_out_also_beyond_one_chunk():
         picks = CategoricalTable(w[members]).sample(uniform(derive_key(key, g), np.arange(slots.size)))
         assert np.array_equal(plan[slots], members[picks])
     assert np.flatnonzero(sequence == 0).size > 1 << 16  # the case this test is for
+
+
+@pytest.mark.parametrize("num_samples", [200_003, 45 * 4_667], ids=["one period", "4,667 tiles of a 45-slot period"])
+def test_exact_mode_positions_drawn_on_their_own_equal_the_whole_plan(num_samples):
+    # with replacement each position is computed from the period alone (a rank's positions, a chunk, any
+    # subset); the whole plan is built another way (one grouping of the interleave): both must agree
+    rng = np.random.default_rng(9)
+    groups = np.repeat([0, 1, 2], [100_000, 60_000, 40_000])
+    w = rng.pareto(1.5, groups.size) + 1e-3
+    if num_samples % 45 == 0:
+        w = np.repeat([7.0, 3.0, 0.5], [100_000, 60_000, 40_000])  # masses 700k:180k:20k, shares 35:9:1 of 45
+    whole = DrawEngine(w, mode="exact", groups=groups).plan(derive_key(1, 2), num_samples)
+    engine = DrawEngine(w, mode="exact", groups=groups)
+    for positions in (
+        np.arange(3, num_samples, 8),  # rank 3 of 8
+        rng.integers(0, num_samples, 5_000),
+        np.arange(num_samples - 70_000, num_samples),  # more than one chunk, the last tile
+    ):
+        assert positions.size < num_samples  # the position-by-position path
+        assert np.array_equal(engine.indices(derive_key(1, 2), positions, num_samples), whole[positions])
+    if num_samples % 45 == 0:
+        assert math.gcd(*largest_remainder(engine.group_mass, num_samples).tolist()) > 1  # really tiled
+
+
+def test_exact_mode_sampler_shards_are_slices_of_the_global_plan():
+    rng = np.random.default_rng(4)
+    groups = rng.integers(0, 5, 30_001)
+    w = rng.random(groups.size) + 0.01
+    full = WeightedSampler(w, mode="exact", groups=groups, seed=2).global_plan()
+    for rank in range(4):
+        shard = WeightedSampler(w, mode="exact", groups=groups, seed=2, num_replicas=4, rank=rank).plan()
+        expected = full[np.arange(rank, 4 * shard.size, 4) % full.size]
+        assert np.array_equal(shard, expected)

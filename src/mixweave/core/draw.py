@@ -14,7 +14,8 @@ crossed with ``replacement``:
 * ``exact`` -- per-group quotas by largest remainder, interleaved so that every
   prefix of the plan is within one sample of each group's target share
   (earliest-deadline-first on the quota schedule), with draws by weight inside
-  each group.
+  each group; with replacement also computed position by position, from the
+  period of the interleave.
 
 Example:
     >>> import numpy as np
@@ -342,6 +343,32 @@ def interleave(counts: Any) -> np.ndarray:
     return np.tile(period, g)
 
 
+@lru_cache(maxsize=8)
+def _period_slots(counts: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The slots of each group in the interleave period of ``counts``, ascending."""
+    return tuple(grouped(_interleave_period(counts), len(counts)))
+
+
+@lru_cache(maxsize=8)
+def _period_ranks(counts: tuple[int, ...]) -> np.ndarray:
+    """For each slot of the interleave period of ``counts``, how many slots of its group come before it."""
+    slots_of = _period_slots(counts)
+    size = sum(counts)
+    ranks = np.empty(size, dtype=np.int32 if size < 2**31 else np.int64)
+    for slots in slots_of:
+        ranks[slots] = np.arange(slots.size)
+    return ranks
+
+
+def _slots_in_plan(counts: np.ndarray) -> list[np.ndarray]:
+    """The positions of each group in ``interleave(counts)``, ascending, without building the interleave."""
+    tiles = math.gcd(*counts.tolist())
+    reduced = tuple(int(x) for x in counts // tiles)
+    period = sum(reduced)
+    starts = np.arange(tiles, dtype=np.int64)[:, None] * period
+    return [(starts + slots).ravel() if tiles > 1 else slots for slots in _period_slots(reduced)]
+
+
 def _arange(lo: int, hi: int) -> np.ndarray:
     return np.arange(lo, hi, dtype=np.int64)
 
@@ -375,29 +402,33 @@ def _permutation_of(w: np.ndarray) -> Callable[[int, np.ndarray], np.ndarray]:
 
 
 def _exact_plan(engine: DrawEngine, key: int, num_samples: int) -> np.ndarray:
-    """Group quotas by largest remainder, interleaved; draws by weight inside each group."""
+    """Group quotas by largest remainder, interleaved; draws by weight inside each group.
+
+    The whole plan at once: with replacement it has the values that
+    :meth:`DrawEngine._exact_draws` gives position by position, built from one
+    grouping of the interleave instead of one per chunk.
+    """
     groups = engine.groups
     assert groups is not None  # DrawEngine checks it for mode="exact"
-    mass = np.bincount(groups, weights=engine.weights)
-    num_groups = mass.size
-    sequence = interleave(largest_remainder(mass, num_samples))
-    members_of = grouped(groups, num_groups)
+    prepared = engine._groups_prepared()
     out = np.empty(num_samples, dtype=np.int64)
-    for g, slots in enumerate(grouped(sequence, num_groups)):
+    if not num_samples:
+        return out
+    for g, slots in enumerate(_slots_in_plan(largest_remainder(engine.group_mass, num_samples))):
         if not slots.size:
             continue
-        members = members_of[g]
-        w = engine.weights[members]
+        members, table = prepared[g]
+        assert table is not None  # a group with no weight has no slots
         if engine.replacement:
-            picks = _draws(CategoricalTable(w), derive_key(key, g), slots.size, _arange)
+            picks = _draws(table, derive_key(key, g), slots.size, _arange)
         else:  # cycle through the group: a fresh weighted permutation per full pass
-            size = int(np.count_nonzero(w))
-            picks = per_pass(derive_key(key, g), size, _arange(0, slots.size), _permutation_of(w))
+            w = engine.weights[members]
+            picks = per_pass(derive_key(key, g), int(np.count_nonzero(w)), _arange(0, slots.size), _permutation_of(w))
         out[slots] = members[picks]
     return out
 
 
-#: Plan builders by mode name (random mode with replacement is computed per position, see DrawEngine.indices).
+#: Whole-plan builders by mode name (random mode with replacement is only ever computed per position).
 _PLANS: Final[dict[str, Callable[[DrawEngine, int, int], np.ndarray]]] = dict(
     zip(MODES, (_random_plan, _exact_plan), strict=True)
 )
@@ -414,9 +445,10 @@ class DrawEngine:
             whose quotas are the groups' shares of the weight.
 
     The plan for ``(key, num_samples)`` is a virtual array of length
-    ``num_samples``; :meth:`indices` returns any positions of it. In random
-    mode with replacement each position is computed on its own; otherwise the
-    plan is built once per key and cached.
+    ``num_samples``; :meth:`indices` returns any positions of it. With
+    replacement each position is computed on its own (in exact mode after an
+    O(N) layout of the quota pattern, kept for later epochs); without
+    replacement the plan is built once per key and cached.
     """
 
     def __init__(self, weights: Any, *, replacement: bool = True, mode: str = "random", groups: Any = None) -> None:
@@ -426,6 +458,9 @@ class DrawEngine:
         self.num_positive = int(np.count_nonzero(self.weights))
         self._table: CategoricalTable | None = None
         self._cached: tuple[int, int, np.ndarray] | None = None
+        self._group_tables: list[tuple[np.ndarray, CategoricalTable | None]] | None = None
+        self._layout: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._mass: np.ndarray | None = None
         #: The weights' fingerprint, filled in by the first sampler that needs it (see core.weights.fingerprint).
         self.crc32: int | None = None
         self.groups: np.ndarray | None = None
@@ -442,8 +477,8 @@ class DrawEngine:
 
     @property
     def random_access(self) -> bool:
-        """True when each position is computed independently (random mode, with replacement)."""
-        return self.mode == "random" and self.replacement
+        """True when each position is computed independently (with replacement, in either mode)."""
+        return self.replacement
 
     def max_samples(self) -> int | None:
         """The largest plan length this engine can produce (None when unbounded)."""
@@ -455,22 +490,99 @@ class DrawEngine:
 
     def indices(self, key: int, positions: np.ndarray, num_samples: int) -> np.ndarray:
         """Indices at ``positions`` (each in ``[0, num_samples)``) of the plan for ``key``."""
-        if self.random_access:
-            pos = np.asarray(positions)
+        pos = np.asarray(positions)
+        # exact mode builds the whole plan in one go, faster than position by position when asked for all of it
+        if self.random_access and (self.mode == "random" or pos.size < num_samples):
             flat = pos.reshape(-1)
-            return self._table_draws(key, flat.size, lambda lo, hi: flat[lo:hi]).reshape(pos.shape)
-        return self.plan(key, num_samples)[positions]
+            return self._position_draws(key, flat.size, lambda lo, hi: flat[lo:hi], num_samples).reshape(pos.shape)
+        return self.plan(key, num_samples)[pos]
 
-    def _table_draws(self, key: int, size: int, positions_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
-        """Random-access draws at ``size`` positions (see :func:`_draws`); the table is built once."""
-        if self._table is None:
-            self._table = CategoricalTable(self.weights)
-        return _draws(self._table, key, size, positions_of)
+    def _position_draws(
+        self, key: int, size: int, positions_of: Callable[[int, int], np.ndarray], num_samples: int
+    ) -> np.ndarray:
+        """Draws at ``size`` positions, ``_CHUNK`` at a time; ``positions_of(lo, hi)`` gives them."""
+        if self.mode == "random":
+            if self._table is None:
+                self._table = CategoricalTable(self.weights)
+            return _draws(self._table, key, size, positions_of)
+        return self._exact_draws(key, size, positions_of, num_samples)
+
+    def _exact_draws(
+        self, key: int, size: int, positions_of: Callable[[int, int], np.ndarray], num_samples: int
+    ) -> np.ndarray:
+        """Exact mode with replacement, position by position.
+
+        Position ``p`` belongs to the group at slot ``p`` of the interleave (its
+        period, tiled), and takes draw number ``k`` of that group's stream,
+        where ``k`` counts the group's slots before ``p``. So a rank computes
+        only its own positions, as in random mode, and every position has the
+        value it has in the whole plan.
+        """
+        out = np.empty(size, dtype=np.intp)
+        if not size:
+            return out
+        groups = self._groups_prepared()
+        period, ranks, reduced = self._exact_layout(num_samples)
+        keys: dict[int, int] = {}
+        for lo in range(0, size, _CHUNK):
+            hi = min(lo + _CHUNK, size)
+            if period.size == num_samples:  # one period: positions are its slots
+                slots = positions_of(lo, hi)
+                at = period[slots]
+                k = ranks[slots]
+            else:
+                tiles, slots = np.divmod(positions_of(lo, hi), period.size)
+                at = period[slots]
+                k = tiles * reduced[at] + ranks[slots]
+            chunk = out[lo:hi]
+            for g, where in enumerate(grouped(at, len(groups))):
+                if where.size:
+                    members, table = groups[g]
+                    assert table is not None  # a group with no weight has no slots
+                    stream = keys.setdefault(g, derive_key(key, g))
+                    chunk[where] = members[table.sample(uniform(stream, k[where]))]
+        return out
+
+    @property
+    def group_mass(self) -> np.ndarray:
+        """The total weight of each group (exact mode's quotas are its shares)."""
+        if self._mass is None:
+            assert self.groups is not None  # checked for mode="exact"
+            self._mass = np.bincount(self.groups, weights=self.weights)
+        return self._mass
+
+    def _groups_prepared(self) -> list[tuple[np.ndarray, CategoricalTable | None]]:
+        """Each group's members and their draw table (None for a group with no weight); built once."""
+        if self._group_tables is None:
+            assert self.groups is not None  # checked for mode="exact"
+            self._group_tables = []
+            for members in grouped(self.groups, int(self.groups.max()) + 1):
+                w = self.weights[members]
+                self._group_tables.append((members, CategoricalTable(w) if members.size and w.any() else None))
+        return self._group_tables
+
+    def _exact_layout(self, num_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The interleave's period for ``num_samples``, each period slot's rank in its group, the reduced quotas."""
+        if self._layout is None or self._layout[0] != num_samples:
+            assert self.groups is not None
+            quotas = largest_remainder(self.group_mass, num_samples)
+            reduced = tuple(int(x) for x in quotas // math.gcd(*quotas.tolist()))
+            self._layout = (
+                num_samples,
+                _interleave_period(reduced),
+                _period_ranks(reduced),
+                np.array(reduced, dtype=np.int64),
+            )
+        return self._layout[1:]
 
     def plan(self, key: int, num_samples: int) -> np.ndarray:
-        """The whole plan of length ``num_samples`` for ``key`` (int64 indices)."""
-        if self.random_access:  # chunk by chunk, without an N-sized array of positions
-            return self._table_draws(key, num_samples, _arange)
+        """The whole plan of length ``num_samples`` for ``key`` (int64 indices).
+
+        Built once per key and cached, except in random mode with replacement,
+        which draws it chunk by chunk each time.
+        """
+        if self.mode == "random" and self.replacement:  # without an N-sized array of positions
+            return self._position_draws(key, num_samples, _arange, num_samples).astype(np.int64, copy=False)
         if self._cached is not None and self._cached[:2] == (key, num_samples):
             return self._cached[2]
         plan = dispatch(_PLANS, self.mode, "mode")(self, key, num_samples).astype(np.int64, copy=False)
