@@ -187,7 +187,7 @@ _WALK_GAP: Final = 64
 _LATE_SHARE: Final = 16
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _interleave_period(counts: tuple[int, ...]) -> np.ndarray:
     """Earliest-deadline-first schedule of unit jobs; see :func:`interleave`.
 
