@@ -1,7 +1,7 @@
 """The cache's stepping aside, probe by probe (NOTE [ A cache that steps aside ] in data/store/cache.py).
 
-Each test sets a tiny window (4 reads, come back at half of them hitting) and a
-cache that has already stepped aside, then follows the rule by hand: a probed
+Each test sets a tiny window of probed reads (4, come back at half of them
+hitting) and a cache that has already stepped aside, then follows the rule by hand: a probed
 key hits when an earlier probe within ``capacity // len(keys)`` probes read it.
 """
 
@@ -15,7 +15,7 @@ from mixweave.data.store.cache import SlotCache
 
 def stepped_aside(capacity: int, probe: int = 1, size: int = 100) -> SlotCache:
     cache = SlotCache(capacity, size)
-    cache.WINDOW, cache.LOW, cache.PROBE = 4, 0.5, probe
+    cache.PROBE_WINDOW, cache.LOW, cache.PROBE = 4, 0.5, probe
     cache.bypassed = True
     return cache
 
@@ -46,13 +46,18 @@ def test_a_key_repeated_within_one_probe_is_not_its_own_hit():
     assert cache.bypassed
 
 
-def test_only_every_probe_th_call_is_looked_at():
-    cache = stepped_aside(capacity=4, probe=3)
-    for call in range(1, 6):  # calls 3 and 6 probe; call 6 sees call 3's keys
+def test_about_one_call_in_probe_is_looked_at_with_gaps_that_vary():
+    cache = stepped_aside(capacity=4, probe=64, size=10)
+    cache.PROBE_WINDOW = 10**9  # never decide: only count the probes
+    probed = []
+    for call in range(64_000):
+        before = cache._probes
         assert cache.use([1, 2]) is False
-        assert cache.bypassed, call
-    cache.use([1, 2])
-    assert not cache.bypassed
+        if cache._probes != before:
+            probed.append(call)
+    gaps = np.diff(probed)
+    assert 900 <= len(probed) <= 1100  # 1,000 expected
+    assert gaps.min() >= 32 and gaps.max() <= 95 and len(set(gaps.tolist())) > 20
     assert cache.stats()["hits"] == cache.stats()["misses"] == 0  # probes read nothing from the cache
 
 
@@ -73,3 +78,29 @@ def test_the_ghost_costs_four_bytes_per_index_and_only_once_stepped_aside(size):
     cache.bypassed, cache.PROBE = True, 1
     cache.use([1, 2])
     assert cache._ghost is not None and cache._ghost.nbytes == 4 * size
+
+
+def test_a_cache_that_is_still_filling_does_not_step_aside():
+    cache = SlotCache(4, 100)
+    cache.WINDOW, cache.LOW = 2, 0.5
+    cache.count_and_insert(np.array([1, 2]), [np.zeros((2, 3), np.float32)], None, cache.generation)
+    cache.count_and_insert(np.array([3]), [np.zeros((1, 3), np.float32)], None, cache.generation)
+    assert not cache.bypassed  # 3 misses, none of them counted: the cache is not full
+    cache.count_and_insert(np.array([4, 5]), [np.zeros((2, 3), np.float32)], None, cache.generation)
+    assert not cache.bypassed  # the read that filled it counted from a cache with room: still not counted
+    cache.count_and_insert(np.array([6, 7]), [np.zeros((2, 3), np.float32)], None, cache.generation)
+    assert cache.bypassed  # full, and 2 misses of 2
+
+
+def test_reset_measurement_uses_the_cache_again():
+    cache = stepped_aside(capacity=4)
+    cache.use([1, 2])
+    cache.reset_measurement()
+    assert cache.use([1, 2]) is True
+
+
+def test_a_call_larger_than_the_cache_counts_only_the_part_it_could_keep():
+    cache = stepped_aside(capacity=1)  # one row of room, calls of 4 keys
+    cache.use([1, 2, 3, 4])
+    cache.use([1, 2, 3, 4])  # all 4 seen last probe, but the cache keeps 1 of 4: 1 hit of 4, below half
+    assert cache.bypassed

@@ -877,3 +877,70 @@ def test_a_build_progress_bar_never_writes_to_stdout(tmp_path, capfd):
     assert out == "" and err != ""  # the bar (here: its final newline, stderr not being a terminal) is on stderr
     ClusterLabeledDataset.build(tmp_path / "t", **arrays, progress=False)
     assert capfd.readouterr() == ("", "")
+
+
+# -- cached rows and another connection's commits ------------------------------------------------------------------
+NEW_SOURCE = np.eye(C, dtype=np.float32)[1] * 0.5 + np.eye(C, dtype=np.float32)[2] * 0.5
+
+
+def _label_of(ds, i, batched):
+    return (ds.__getitems__([i]).columns[2][0] if batched else ds[i][2]).numpy()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["ds[i]", "__getitems__"])
+def test_rows_prefilled_before_any_read_are_dropped_after_another_connection_commits(built, batched):
+    path, _, _ = built
+    reader = ClusterLabeledDataset(path, label_type="source")
+    reader.prefill_cache(range(10))  # the first thing this reader does: no connection was open yet
+    ClusterLabeledDataset(path).update_labels(5, source_label=NEW_SOURCE)
+    assert np.array_equal(_label_of(reader, 5, batched), NEW_SOURCE)
+
+
+def test_a_new_thread_does_not_serve_rows_cached_before_another_connection_committed(built):
+    path, _, _ = built
+    reader = ClusterLabeledDataset(path, label_type="source")
+    reader[7], reader[7]  # cached by the main thread
+    ClusterLabeledDataset(path).update_labels(7, source_label=NEW_SOURCE)
+    seen = {}
+    thread = threading.Thread(target=lambda: seen.update(label=reader[7][2].numpy()))
+    thread.start()
+    thread.join()
+    assert np.array_equal(seen["label"], NEW_SOURCE)
+    assert np.array_equal(reader[7][2].numpy(), NEW_SOURCE)  # and the main thread's connection saw it too
+
+
+def test_forked_workers_do_not_serve_a_parents_prefill_after_another_connection_committed(built):
+    path, _, _ = built
+    reader = ClusterLabeledDataset(path, label_type="source")
+    reader.prefill_cache(range(N))
+    ClusterLabeledDataset(path).update_labels(9, source_label=NEW_SOURCE)
+    loader = DataLoader(
+        reader, batch_size=N, num_workers=2, collate_fn=collate_with_metadata, multiprocessing_context="fork"
+    )
+    _, _, labels = next(iter(loader))
+    assert np.array_equal(labels[9].numpy(), NEW_SOURCE)
+
+
+def test_a_store_that_fits_in_the_cache_never_steps_aside(built):
+    path, _, _ = built
+    ds = ClusterLabeledDataset(path, cache_size=N)
+    ds._cache.WINDOW = 16  # decide after every 16 reads (instead of 2,048) to keep the test short
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # random batches: the first pass is all misses, then everything hits
+        ds.__getitems__(rng.integers(0, N, 8).tolist())
+    stats = ds.get_cache_stats()
+    assert not stats["bypassed"] and stats["size"] == N
+    assert stats["misses"] == N  # each row missed once, when the cache filled
+
+
+def test_clear_cache_starts_measuring_afresh(built):
+    path, _, _ = built
+    ds = ClusterLabeledDataset(path, cache_size=2)
+    ds._cache.WINDOW = 8
+    for i in range(40):  # a store 20 times the cache, read in order: no hits
+        ds[i]
+    assert ds.get_cache_stats()["bypassed"]
+    ds.clear_cache()
+    assert not ds.get_cache_stats()["bypassed"]
+    ds[3], ds[3]
+    assert ds.get_cache_stats()["hits"] == 1

@@ -35,22 +35,28 @@ class SlotCache:
     steps aside (allocated the first time it does).
     """
 
-    #: NOTE [ A cache that steps aside ]: reads are counted in windows of WINDOW samples; when fewer
-    #: than LOW of a window's reads hit, the cache is bypassed: reads go straight to storage and are not
-    #: kept. One read call in PROBE (64) keeps measuring without touching the cache: its keys are looked
-    #: up in a ghost, the probe number at which each dataset index was last probed (4 bytes per index,
-    #: allocated when the cache first steps aside). A probed key counts as a hit when an earlier probe
-    #: within the last ``capacity // len(keys)`` probes read it too, i.e. when the keys come back often
-    #: enough that the cache would have kept them. When a window of probed reads hits at LOW or above,
-    #: the cache is used again. Random reads over a store much larger than the cache then cost what
-    #: cache_size=0 costs (a probe is one gather and one scatter of its keys); repeated reads are noticed.
-    WINDOW, LOW, PROBE = 2048, 0.05, 64
+    #: NOTE [ A cache that steps aside ]: reads are counted in windows of WINDOW samples once the cache is
+    #: full (the misses that fill it say nothing about reuse, so a store that fits is never left); when
+    #: fewer than LOW of a window's reads hit, the cache is bypassed: reads go straight to storage and are
+    #: not kept. About one read call in PROBE (64; the gaps vary between 32 and 95 calls, so that a loop
+    #: whose period divides 64 is not seen through the same call each time) keeps measuring without
+    #: touching the cache: its keys are looked up in a ghost, the probe number at which each dataset
+    #: index was last probed (4 bytes per index, allocated when the cache first steps aside). A probed key
+    #: counts as a hit when an earlier probe within the last ``max(1, capacity // len(keys))`` probes read
+    #: it too, i.e. when the keys come back often enough that the cache would have kept them (scaled by
+    #: ``capacity / len(keys)`` when a call holds more keys than the cache). When a
+    #: window of PROBE_WINDOW probed reads hits at LOW or above, the cache is used again. Random reads
+    #: over a store much larger than the cache then cost what cache_size=0 costs (a probe is one gather
+    #: and one scatter of its keys); repeated reads are noticed. Reuse within fewer calls than the gap
+    #: between probes is not.
+    WINDOW, LOW, PROBE, PROBE_WINDOW = 2048, 0.05, 64, 256
 
     def __init__(self, capacity: int, size: int) -> None:
         self.capacity = capacity
         self.bypassed = False
-        self._window = [0, 0]  # hits, reads of the current window
+        self._window: list[float] = [0, 0]  # hits (estimated, while probing), reads of the current window
         self._calls = 0
+        self._next_probe = 0
         self._probes = 0
         self._ghost: np.ndarray | None = None  # probe number of each index's last probe (0: never probed)
         self.size = size
@@ -68,15 +74,24 @@ class SlotCache:
     def use(self, keys: Any) -> bool:
         """Whether this read call of dataset indices ``keys`` goes through the cache.
 
-        While the cache steps aside, every ``PROBE``-th call's keys are checked
-        against the ghost instead (NOTE [ A cache that steps aside ]).
+        While the cache steps aside, about every ``PROBE``-th call's keys are
+        checked against the ghost instead (NOTE [ A cache that steps aside ]).
         """
         if not self.bypassed:
             return True
         self._calls += 1
-        if self._calls % self.PROBE == 0:
+        if self._calls >= self._next_probe:
+            # the next gap: PROBE // 2 + (a hash of the probe number) % PROBE calls, PROBE on average
+            spread = (((self._probes + 1) * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)) >> 40
+            self._next_probe = self._calls + self.PROBE // 2 + spread % self.PROBE
             self._probe(np.asarray(keys, dtype=np.int64).reshape(-1))
         return False
+
+    def reset_measurement(self) -> None:
+        """Forget what the windows measured: the cache is used again and starts a new window."""
+        with self.lock:
+            self.bypassed = False
+            self._window[0] = self._window[1] = 0
 
     def _probe(self, keys: np.ndarray) -> None:
         """Count which of ``keys`` an earlier probe within the cache's reach also read; record them."""
@@ -88,7 +103,8 @@ class SlotCache:
             # looked up before the scatter below, so a key repeated within this call is not its own hit
             hits = int(np.count_nonzero(self._ghost[keys] >= max(1, self._probes - reach)))
             self._ghost[keys] = self._probes
-            self._tally(hits, keys.size)
+            # A cache smaller than one call keeps only a part of what the last probe read: count that part.
+            self._tally(hits * min(1.0, self.capacity / max(keys.size, 1)), keys.size)
 
     def _count(self, hits: int, reads: int) -> None:
         """Count a read of the cache in the stats and the current window (under the lock)."""
@@ -96,12 +112,14 @@ class SlotCache:
         self.misses += reads - hits
         self._tally(hits, reads)
 
-    def _tally(self, hits: int, reads: int) -> None:
+    def _tally(self, hits: float, reads: int) -> None:
         """Add to the current window; at its end, decide whether to step aside (under the lock)."""
+        if not self.bypassed and self.count < self.capacity:
+            return  # still filling: its misses are the ones every cache pays once
         window = self._window
         window[0] += hits
         window[1] += reads
-        if window[1] >= self.WINDOW:
+        if window[1] >= (self.PROBE_WINDOW if self.bypassed else self.WINDOW):
             self.bypassed = window[0] < self.LOW * window[1]
             window[0] = window[1] = 0
 

@@ -333,6 +333,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
 
     def _read_cached(self, keys: np.ndarray) -> tuple[list[np.ndarray], list[dict[str, Any]] | None]:
         """Rows of unique ``keys`` through the cache: the hits from it, the rest from storage, then kept."""
+        self._con()  # rows are kept only after this thread's connection has noted the data version
         cached = self._cache.contains(keys)
         if cached.any():
             self._handles.refresh()  # some will be served from the cache: first make sure no one committed since
@@ -475,6 +476,7 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         idx = self._layout.positions(list(indices))
         if not self.cache_size or not idx.size:
             return
+        self._con()  # rows are kept only after this thread's connection has noted the data version
         unique = np.unique(idx)[-self.cache_size :]
         unique = unique[~self._cache.contains(unique)]
         generation = self._cache.generation
@@ -482,8 +484,12 @@ class ClusterLabeledDataset(Dataset[tuple[Any, ...]]):
         self._cache.insert(unique, arrays, meta, generation)
 
     def clear_cache(self) -> None:
-        """Empty this process's cache (the hit/miss counters are kept)."""
+        """Empty this process's cache and measure its hit rate afresh (the hit/miss counters are kept).
+
+        A cache that had stepped aside (NOTE [ A cache that steps aside ] in :mod:`.cache`) is used again.
+        """
         self._cache.invalidate()
+        self._cache.reset_measurement()
 
     @classmethod
     def build(cls, dataset_dir: str | os.PathLike[str], *arrays: Any, **options: Any) -> ClusterLabeledDataset:

@@ -80,6 +80,10 @@ class ProcessHandles:
             if old is not None:  # inherited through fork: SQLite forbids using it, and closing it could
                 _FORKED_CONNECTIONS.append(old)  # disturb the parent's locks; keep it alive, untouched
                 self.cache = SlotCache(self._cache_size, self._size)  # the parent's cache and counters are not ours
+            elif len(self.cache):
+                # Rows cached by another thread, or by a parent process before it opened a connection:
+                # commits since they were read are invisible to this new connection's data_version.
+                self.cache.invalidate()
             local.con = self._connect()
             self._opened = [(p, c) for p, c in self._opened if p == pid] + [(pid, local.con)]
             local.pid = pid
