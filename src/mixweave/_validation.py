@@ -10,7 +10,10 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 import reprlib
+import sys
+import types
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -267,6 +270,16 @@ def did_you_mean(word: Any, choices: Iterable[str]) -> str:
 def warn_renamed(old_name: str, new_name: str, *, stacklevel: int = 3) -> None:
     """A ``DeprecationWarning`` that keyword ``old_name`` is now ``new_name`` (``stacklevel`` as warnings.warn's)."""
     warnings.warn(f"`{old_name}=` is deprecated; write `{new_name}=`", DeprecationWarning, stacklevel=stacklevel + 1)
+
+
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised by the caller at the first frame outside mixweave."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def warn(message: str, *, stacklevel: int = 3) -> None:

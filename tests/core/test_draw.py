@@ -231,9 +231,10 @@ def test_exact_mode_positions_drawn_on_their_own_equal_the_whole_plan(num_sample
         assert math.gcd(*largest_remainder(engine.group_mass, num_samples).tolist()) > 1  # really tiled
 
 
-def test_exact_mode_sampler_shards_are_slices_of_the_global_plan():
+@pytest.mark.parametrize("num_groups", [5, 70], ids=["by position", "more than 64 groups: whole plan"])
+def test_exact_mode_sampler_shards_are_slices_of_the_global_plan(num_groups):
     rng = np.random.default_rng(4)
-    groups = rng.integers(0, 5, 30_001)
+    groups = rng.integers(0, num_groups, 30_001)
     w = rng.random(groups.size) + 0.01
     full = WeightedSampler(w, mode="exact", groups=groups, seed=2).global_plan()
     for rank in range(4):

@@ -57,7 +57,9 @@ def test_exact_mode_group_quotas_follow_the_weight_not_the_count():
     w = np.where(groups == 0, 1.0, 9.0)  # each group holds half the weight
     plan = DrawEngine(w, mode="exact", groups=groups).plan(3, 100)
     assert np.bincount(groups[plan], minlength=2).tolist() == [50, 50]
-    with pytest.raises(ValueError, match=r"`groups` must be non-negative integer ids of shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"^`groups` must be non-negative integer ids below 2\*\*62, got -1 at index 1$"
+    ):
         DrawEngine([1.0, 1.0], mode="exact", groups=[0, -1])
     exact_needs_groups = r"^`mode='exact'` needs `groups` \(the group id of each sample\) to set quotas for$"
     with pytest.raises(ValueError, match=exact_needs_groups):
@@ -101,3 +103,40 @@ def test_a_mode_changed_after_construction_is_refused_by_name():
     engine.mode = "exactly"
     with pytest.raises(ValueError, match=r"^`mode` must be one of"):
         engine.plan(0, 2)
+
+
+def test_group_ids_that_are_negative_or_huge_are_refused_naming_the_value_and_where():
+    with pytest.raises(
+        ValueError, match=r"^`groups` must be non-negative integer ids below 2\*\*62, got -1 at index 2$"
+    ):
+        DrawEngine(np.ones(4), mode="exact", groups=[0, 1, -1, 0])
+    with pytest.raises(
+        ValueError,
+        match=r"^`groups` must be non-negative integer ids below 2\*\*62, got 9223372036854775808 at index 1$",
+    ):
+        DrawEngine(np.ones(2), mode="exact", groups=np.array([0, 2**63], dtype=np.uint64))
+
+
+def test_sparse_group_ids_warn_at_the_callers_line_and_still_give_exact_quotas():
+    from mixweave import WeightedSampler
+
+    with pytest.warns(UserWarning, match=r"`groups` ids reach 5000 for 4 samples") as caught:
+        s = WeightedSampler(np.ones(4), 8, mode="exact", groups=[0, 0, 5000, 5000], seed=0)
+    assert caught[0].filename == __file__
+    assert np.bincount(np.array([0, 0, 1, 1])[s.global_plan()]).tolist() == [4, 4]
+
+
+@pytest.mark.parametrize(
+    ("shares", "total"),
+    [([1.0, 4, 7], 4_205_188), ([1.0, 4, 7], 12 * 10**8 + 4), ([1.0, 4, 7], 12 * 987_654_321 + 8)],
+)
+def test_largest_remainder_ties_go_to_the_lower_index_for_large_totals(shares, total):
+    # every exact remainder is equal (total % sum(shares) units spread evenly): the leftover goes to the lowest indices
+    from fractions import Fraction
+
+    s = sum(int(x) for x in shares)
+    exact = [Fraction(int(x) * total, s) for x in shares]
+    assert len({q - int(q) for q in exact}) == 1
+    short = total - sum(int(q) for q in exact)
+    expected = [int(q) + (i < short) for i, q in enumerate(exact)]
+    assert largest_remainder(shares, total).tolist() == expected

@@ -69,6 +69,23 @@ def test_the_saved_state_format():
     assert list(fresh) == s.global_plan(1)[4:].tolist()
 
 
+def test_an_exact_mode_state_carries_the_groups_and_refuses_others():
+    groups = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    s = WeightedSampler(W, seed=3, mode="exact", groups=groups)
+    it = iter(s)
+    for _ in range(4):
+        next(it)
+    state = s.state_dict()
+    assert state["groups_crc32"] == zlib.crc32(groups.astype(np.float64).tobytes())
+    fresh = WeightedSampler(W, seed=3, mode="exact", groups=groups)
+    fresh.load_state_dict(state)
+    assert list(fresh) == s.global_plan(0)[4:].tolist()
+    other = WeightedSampler(W, seed=3, mode="exact", groups=np.array([0, 1, 1, 1, 1, 1, 2, 2, 2, 2]))
+    with pytest.raises(ValueError, match=r"groups_crc32.*the group ids differ"):
+        other.load_state_dict(state)
+    assert "groups_crc32" not in WeightedSampler(W, seed=3, groups=groups).state_dict()  # random mode ignores them
+
+
 def test_a_state_from_another_world_resumes_at_an_odd_offset():
     # one process -> two ranks at global position 1 -> back to one process at position 1
     single = WeightedSampler(W, seed=5)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
@@ -38,7 +39,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_weights, dispatch
+from .._validation import check_choice, check_int, check_weights, dispatch, outside_stacklevel
 from ._groups import grouped
 from .names import MODES
 from .rng import derive_key, per_pass, uniform
@@ -172,8 +173,10 @@ def largest_remainder(shares: Any, total: int) -> np.ndarray:
     short = total - int(counts.sum())
     if short > 0:
         # Remainders equal in exact arithmetic can differ in the last bits (16*51/42 and 2*51/42 both
-        # leave 18/42): compare them on a 2**-32 grid so such ties go to the lower index, as documented.
-        remainders = np.round((exact - counts) * 2.0**32)
+        # leave 18/42): compare them on a grid coarser than that error (about total * 2**-51), 2**-32
+        # for totals below 2**14, so such ties go to the lower index, as documented.
+        bits = max(8, min(32, 46 - total.bit_length()))
+        remainders = np.round((exact - counts) * 2.0**bits)
         counts[np.argsort(-remainders, kind="stable")[:short]] += 1
     return counts
 
@@ -187,7 +190,7 @@ _WALK_GAP: Final = 64
 _LATE_SHARE: Final = 16
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _interleave_period(counts: tuple[int, ...]) -> np.ndarray:
     """Earliest-deadline-first schedule of unit jobs; see :func:`interleave`.
 
@@ -343,13 +346,13 @@ def interleave(counts: Any) -> np.ndarray:
     return np.tile(period, g)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def _period_slots(counts: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """The slots of each group in the interleave period of ``counts``, ascending."""
     return tuple(grouped(_interleave_period(counts), len(counts)))
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def _period_ranks(counts: tuple[int, ...]) -> np.ndarray:
     """For each slot of the interleave period of ``counts``, how many slots of its group come before it."""
     slots_of = _period_slots(counts)
@@ -466,10 +469,23 @@ class DrawEngine:
         self.groups: np.ndarray | None = None
         if groups is not None:
             ids = np.asarray(groups)
-            if ids.shape != self.weights.shape or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0:
+            if ids.shape != self.weights.shape or not np.issubdtype(ids.dtype, np.integer):
                 raise ValueError(
                     f"`groups` must be non-negative integer ids of shape {self.weights.shape}, "
                     f"got dtype {ids.dtype} and shape {ids.shape}"
+                )
+            low, high = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
+            if low < 0 or high >= 2**62:
+                bad = int(np.flatnonzero(ids < 0)[0]) if low < 0 else int(np.argmax(ids))
+                raise ValueError(
+                    f"`groups` must be non-negative integer ids below 2**62, got {ids[bad]} at index {bad}"
+                )
+            if high >= 2 * ids.size + 1024:
+                warnings.warn(
+                    f"`groups` ids reach {high} for {ids.size} samples: memory and time grow with the largest id "
+                    "(an array per possible group); number the groups 0..G-1, e.g. with "
+                    "np.unique(groups, return_inverse=True)[1]",
+                    stacklevel=outside_stacklevel(),
                 )
             self.groups = ids.astype(np.intp)
         if self.mode == "exact" and self.groups is None:
@@ -491,8 +507,10 @@ class DrawEngine:
     def indices(self, key: int, positions: np.ndarray, num_samples: int) -> np.ndarray:
         """Indices at ``positions`` (each in ``[0, num_samples)``) of the plan for ``key``."""
         pos = np.asarray(positions)
-        # exact mode builds the whole plan in one go, faster than position by position when asked for all of it
-        if self.random_access and (self.mode == "random" or pos.size < num_samples):
+        # Exact mode builds the whole plan in one go (cached per key) when asked for all of it, or when there are
+        # so many groups that a Python step per group and chunk would cost more than the whole plan once.
+        by_position = self.mode == "random" or (pos.size < num_samples and self.group_mass.size <= _MAX_COUNTED_GROUPS)
+        if self.random_access and by_position:
             flat = pos.reshape(-1)
             return self._position_draws(key, flat.size, lambda lo, hi: flat[lo:hi], num_samples).reshape(pos.shape)
         return self.plan(key, num_samples)[pos]

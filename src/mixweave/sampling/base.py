@@ -300,7 +300,8 @@ class PlanSampler(Sampler[int]):
 
 _HINTS = {
     "weights_crc32": "the weights of the saved epoch differ: other data, alpha, composition mode, schedule or "
-    "curriculum phase; restore a curriculum's state before the sampler's"
+    "curriculum phase; restore a curriculum's state before the sampler's",
+    "groups_crc32": "the group ids differ, and with them exact mode's quotas and interleave",
 }
 
 

@@ -87,6 +87,7 @@ class WeightedSampler(PlanSampler):
         self._provider: Callable[[int], Any] | None = weights if callable(weights) else None
         self._engine_key: tuple[Any, ...] = (0, self.weights_version())
         self._groups = groups
+        self._groups_crc32: int | None = None
         first = DrawEngine(
             weights(0) if callable(weights) else weights, replacement=self.replacement, mode=mode, groups=groups
         )
@@ -225,10 +226,15 @@ class WeightedSampler(PlanSampler):
         return engine.crc32
 
     def _fingerprint(self, epoch: int) -> dict[str, Any]:
-        return {
+        settings = {
             **super()._fingerprint(epoch),
             "mode": self.mode,
             "replacement": self.replacement,
             "num_weights": self.num_weights,
             "weights_crc32": self._weights_crc32(epoch),
         }
+        if self.mode == "exact":  # the groups set the quotas and the interleave
+            if self._groups_crc32 is None:
+                self._groups_crc32 = weights_mod.fingerprint(np.asarray(self._groups).astype(np.float64))
+            settings["groups_crc32"] = self._groups_crc32
+        return settings
