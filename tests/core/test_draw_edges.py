@@ -144,3 +144,30 @@ def test_largest_remainder_ties_go_to_the_lower_index_for_large_totals(shares, t
     short = total - sum(int(q) for q in exact)
     expected = [int(q) + (i < short) for i, q in enumerate(exact)]
     assert largest_remainder(shares, total).tolist() == expected
+
+
+def test_group_id_bounds_and_the_sparse_ids_warning_threshold():
+    import warnings as w
+
+    n = 4
+    with w.catch_warnings():
+        w.simplefilter("error")
+        DrawEngine(np.ones(n), groups=[0, 0, 1, 2 * n + 1023])  # just below the warning
+    with pytest.warns(UserWarning, match=r"ids reach 1032 for 4 samples"):
+        DrawEngine(np.ones(n), groups=[0, 0, 1, 2 * n + 1024])
+    with pytest.warns(UserWarning):  # the largest id allowed (a warning, no error: nothing is allocated yet)
+        DrawEngine(np.ones(2), groups=np.array([0, 2**62 - 1], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"below 2\*\*62, got 4611686018427387904 at index 1$"):
+        DrawEngine(np.ones(2), groups=np.array([0, 2**62], dtype=np.int64))
+
+
+def test_one_exact_engine_asked_for_two_epoch_lengths_and_integer_indices():
+    rng = np.random.default_rng(5)
+    groups = rng.integers(0, 3, 500)
+    w = rng.random(500) + 0.1
+    engine = DrawEngine(w, mode="exact", groups=groups)
+    for n in (1_000, 777, 1_000):  # the quota layout follows the length asked for
+        positions = np.arange(1, n, 3)
+        got = engine.indices(9, positions, n)
+        assert got.dtype == np.intp
+        assert np.array_equal(got, DrawEngine(w, mode="exact", groups=groups).plan(9, n)[positions])

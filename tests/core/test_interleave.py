@@ -10,12 +10,20 @@ jobs all over, or more than 64 groups).
 
 from __future__ import annotations
 
+from collections import deque
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from mixweave.core.draw import _LATE_SHARE, _deadline_order, _interleave_period, largest_remainder
+from mixweave.core.draw import (
+    _LATE_SHARE,
+    _WALK_GAP,
+    _deadline_order,
+    _edf_walk,
+    _interleave_period,
+    largest_remainder,
+)
 
 
 def slow_edf(counts: tuple[int, ...]) -> list[int]:
@@ -83,3 +91,51 @@ def test_deadline_order_is_the_sort_by_exact_priority(counts):
         released[slot] = -(-seen[g] * n // counts[g]) - 1 <= slot
         seen[g] += 1
     assert late.tolist() == [s for s, ok in released.items() if not ok]
+
+
+def heap_edf(counts: tuple[int, ...]) -> list[int]:
+    """A second, faster reference for long periods: the same rule with float keys, scanning the groups."""
+    n = sum(counts)
+    done = [0] * len(counts)
+    out = []
+    for slot in range(n):
+        best, pick = None, -1
+        for g, q in enumerate(counts):
+            c = done[g]
+            if c < q and -(-c * n // q) - 1 <= slot and (best is None or ((c + 1) / q, c / q) < best):
+                best, pick = ((c + 1) / q, c / q), g
+        out.append(pick)
+        done[pick] += 1
+    return out
+
+
+def test_a_group_with_more_jobs_than_one_counting_chunk():
+    counts = (70_003, 20_001, 9_998)  # group 0's jobs are counted in two chunks of 65,536
+    assert _interleave_period.__wrapped__(counts).tolist() == heap_edf(counts)
+
+
+def test_64_groups_are_counted_and_65_are_walked():
+    assert _deadline_order(tuple(range(1, 65)))[0] is not None
+    assert _deadline_order(tuple(range(1, 66)))[0] is None
+
+
+@pytest.mark.parametrize("counts", [c for c in CASES if path_of(c) == "mixed"][:12])
+def test_the_walk_stops_where_the_deadline_order_takes_over(counts):
+    # From the first late slot the walk must write the EDF schedule and stop at the first later slot where
+    # the scheduled jobs are the first ones of the deadline order again and no late slot is near.
+    order, late = _deadline_order(counts)
+    edf = slow_edf(counts)
+    start = int(late[0])
+    expected = None
+    for r in range(start + 1, len(edf) + 1):
+        if sorted(edf[:r]) == sorted(order[:r].tolist()):
+            ahead = late[late >= r]
+            if not ahead.size or ahead[0] - r >= _WALK_GAP:
+                expected = r
+                break
+    out = order.copy()
+    done = np.bincount(order[:start], minlength=len(counts)).tolist()
+    stopped = _edf_walk(counts, done, start, out, out, deque(late.tolist()))
+    assert stopped == (len(edf) if expected is None else expected)
+    assert out[start:stopped].tolist() == edf[start:stopped]
+    assert done == np.bincount(edf[:stopped], minlength=len(counts)).tolist()
