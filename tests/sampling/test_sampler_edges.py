@@ -7,6 +7,7 @@ out key by key (the checkpoint format users hold on disk).
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -81,7 +82,12 @@ def test_an_exact_mode_state_carries_the_groups_and_refuses_others():
     fresh.load_state_dict(state)
     assert list(fresh) == s.global_plan(0)[4:].tolist()
     other = WeightedSampler(W, seed=3, mode="exact", groups=np.array([0, 1, 1, 1, 1, 1, 2, 2, 2, 2]))
-    with pytest.raises(ValueError, match=r"groups_crc32.*the group ids differ"):
+    theirs = zlib.crc32(np.array([0, 1, 1, 1, 1, 1, 2, 2, 2, 2], dtype=np.float64).tobytes())
+    message = (
+        f"`state_dict` was saved with groups_crc32={state['groups_crc32']} but this sampler has "
+        f"groups_crc32={theirs} (the group ids differ, and with them exact mode's quotas and interleave)"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         other.load_state_dict(state)
     assert "groups_crc32" not in WeightedSampler(W, seed=3, groups=groups).state_dict()  # random mode ignores them
 
