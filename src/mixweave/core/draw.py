@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import warnings
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
@@ -39,7 +38,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_weights, dispatch, outside_stacklevel
+from .._validation import check_choice, check_int, check_weights, dispatch, outside_stacklevel, warn
 from ._groups import grouped
 from .names import MODES
 from .rng import derive_key, per_pass, uniform
@@ -474,18 +473,18 @@ class DrawEngine:
                     f"`groups` must be non-negative integer ids of shape {self.weights.shape}, "
                     f"got dtype {ids.dtype} and shape {ids.shape}"
                 )
-            low, high = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
+            low, high = int(ids.min()), int(ids.max())  # the weights' shape: never empty
             if low < 0 or high >= 2**62:
                 bad = int(np.flatnonzero(ids < 0)[0]) if low < 0 else int(np.argmax(ids))
                 raise ValueError(
                     f"`groups` must be non-negative integer ids below 2**62, got {ids[bad]} at index {bad}"
                 )
             if high >= 2 * ids.size + 1024:
-                warnings.warn(
+                warn(
                     f"`groups` ids reach {high} for {ids.size} samples: memory and time grow with the largest id "
                     "(an array per possible group); number the groups 0..G-1, e.g. with "
                     "np.unique(groups, return_inverse=True)[1]",
-                    stacklevel=outside_stacklevel(),
+                    stacklevel=outside_stacklevel() + 1,  # + 1: warn's own frame
                 )
             self.groups = ids.astype(np.intp)
         if self.mode == "exact" and self.groups is None:
@@ -541,7 +540,7 @@ class DrawEngine:
             return out
         groups = self._groups_prepared()
         period, ranks, reduced = self._exact_layout(num_samples)
-        keys: dict[int, int] = {}
+        streams = [derive_key(key, g) for g in range(len(groups))]  # at most 64 groups go by position
         for lo in range(0, size, _CHUNK):
             hi = min(lo + _CHUNK, size)
             if period.size == num_samples:  # one period: positions are its slots
@@ -557,8 +556,7 @@ class DrawEngine:
                 if where.size:
                     members, table = groups[g]
                     assert table is not None  # a group with no weight has no slots
-                    stream = keys.setdefault(g, derive_key(key, g))
-                    chunk[where] = members[table.sample(uniform(stream, k[where]))]
+                    chunk[where] = members[table.sample(uniform(streams[g], k[where]))]
         return out
 
     @property
@@ -574,7 +572,7 @@ class DrawEngine:
         if self._group_tables is None:
             assert self.groups is not None  # checked for mode="exact"
             self._group_tables = []
-            for members in grouped(self.groups, int(self.groups.max()) + 1):
+            for members in grouped(self.groups, self.group_mass.size):
                 w = self.weights[members]
                 self._group_tables.append((members, CategoricalTable(w) if members.size and w.any() else None))
         return self._group_tables
